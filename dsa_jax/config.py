@@ -1,0 +1,234 @@
+"""Typed, validated, frozen run configuration and its ``--set key=value`` overrides.
+
+Every field is checked on construction (also after ``dataclasses.replace``); a bad value
+raises ``ValueError`` naming the dotted field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsa_jax.env import EnvParams
+from dsa_jax.validation import check_choice, check_int, check_per_agent, check_real, fail
+
+ALGOS = ("iagc", "aloha")
+SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
+PRUNE_MODES = ("regrow", "fixed")
+PRUNE_SCOPES = ("global", "layerwise")
+
+# Largest number of elements one batched array may hold (int32 indexing in XLA).
+MAX_ELEMENTS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """IAGC PPO hyper-parameters (``ppo.*``)."""
+
+    lr_actor: float = 3e-4
+    lr_critic: float = 1e-3
+    clip_eps: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    epochs: int = 4
+    minibatches: int = 4
+    max_grad_norm: float = 0.5
+    hidden_size: int = 64
+    num_envs: int = 16
+
+    def __post_init__(self):
+        check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
+        check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
+        check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)
+        check_real("ppo.gamma", self.gamma, 0.0, 1.0)
+        check_real("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)
+        check_real("ppo.ent_coef", self.ent_coef, 0.0, 10.0)
+        check_real("ppo.vf_coef", self.vf_coef, 0.0, 100.0)
+        check_int("ppo.epochs", self.epochs, 1, 1000)
+        check_int("ppo.minibatches", self.minibatches, 1, 65536)
+        check_real("ppo.max_grad_norm", self.max_grad_norm, 0.0, 1e6, open_low=True)
+        check_int("ppo.hidden_size", self.hidden_size, 1, 4096)
+        check_int("ppo.num_envs", self.num_envs, 1, 1_000_000)
+        if self.num_envs % self.minibatches:
+            fail(
+                "ppo.minibatches",
+                self.minibatches,
+                f"must divide ppo.num_envs = {self.num_envs} (minibatches hold whole episodes)",
+            )
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Gradual magnitude pruning of the actors (``prune.*``).
+
+    ``target`` and ``initial`` are one sparsity for every agent or a tuple with one per agent.
+    ``period`` None means (end - start) / 4 iterations.
+    """
+
+    schedule: str = "none"
+    target: float | tuple[float, ...] = 0.95
+    initial: float | tuple[float, ...] = 0.0
+    start_frac: float = 0.1
+    end_frac: float = 0.9
+    interval: int = 5
+    exponent: float = 3.0
+    amplitude: float = 0.1
+    period: float | None = None
+    amp_decay: float = 0.0
+    period_growth: float = 0.0
+    mode: str = "regrow"
+    scope: str = "global"
+
+    def __post_init__(self):
+        for name in ("target", "initial"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        check_choice("prune.schedule", self.schedule, SCHEDULES)
+        check_real("prune.start_frac", self.start_frac, 0.0, 1.0)
+        check_real("prune.end_frac", self.end_frac, 0.0, 1.0)
+        if self.end_frac <= self.start_frac:
+            fail("prune.end_frac", self.end_frac, f"must be > prune.start_frac = {self.start_frac}")
+        check_int("prune.interval", self.interval, 1, 1_000_000)
+        check_real("prune.exponent", self.exponent, 0.0, 100.0, open_low=True)
+        check_real("prune.amplitude", self.amplitude, 0.0, 1.0)
+        if self.period is not None:
+            check_real("prune.period", self.period, 0.0, 1e9, open_low=True)
+        check_real("prune.amp_decay", self.amp_decay, 0.0, 1e3)
+        check_real("prune.period_growth", self.period_growth, 0.0, 1e3)
+        check_choice("prune.mode", self.mode, PRUNE_MODES)
+        check_choice("prune.scope", self.scope, PRUNE_SCOPES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training budget and bookkeeping (``train.*``). Iterations count PPO updates."""
+
+    iterations: int = 1500
+    seeds: int = 5
+    eval_every: int = 25
+    eval_episodes: int = 32
+    chunk: int = 100
+    checkpoint_every: int = 1
+
+    def __post_init__(self):
+        check_int("train.iterations", self.iterations, 1, 10_000_000)
+        check_int("train.seeds", self.seeds, 1, 100_000)
+        check_int("train.eval_every", self.eval_every, 1, 10_000_000)
+        check_int("train.eval_episodes", self.eval_episodes, 1, 1_000_000)
+        check_int("train.chunk", self.chunk, 1, 10_000_000)
+        check_int("train.checkpoint_every", self.checkpoint_every, 1, 1_000_000)
+        if self.iterations % self.eval_every:
+            fail(
+                "train.iterations",
+                self.iterations,
+                f"must be a multiple of train.eval_every = {self.eval_every}",
+            )
+        if self.chunk % self.eval_every:
+            fail("train.chunk", self.chunk, f"must be a multiple of train.eval_every = {self.eval_every}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: environment, algorithm and its hyper-parameters, pruning, budget."""
+
+    env: EnvParams = field(default_factory=EnvParams)
+    algo: str = "iagc"
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        check_choice("algo", self.algo, ALGOS)
+        n = self.env.num_users
+        check_per_agent("prune.target", self.prune.target, n, 0.0, 1.0)
+        check_per_agent("prune.initial", self.prune.initial, n, 0.0, 1.0)
+        rollout = self.ppo.num_envs * self.env.horizon * n * max(self.env.obs_dim, self.ppo.hidden_size)
+        if rollout > MAX_ELEMENTS:
+            fail(
+                "ppo.num_envs",
+                self.ppo.num_envs,
+                f"num_envs * horizon * num_users * width = {rollout} exceeds {MAX_ELEMENTS} "
+                "elements; lower ppo.num_envs, env.horizon or env.num_users",
+            )
+        eval_size = self.train.eval_episodes * self.env.horizon * n * max(self.env.obs_dim, self.ppo.hidden_size)
+        if eval_size > MAX_ELEMENTS:
+            fail("train.eval_episodes", self.train.eval_episodes, f"too large: {eval_size} > {MAX_ELEMENTS} elements")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Inverse of ``to_dict``; unknown keys are refused."""
+        sections = _section_types()
+        kwargs = {}
+        for key, value in data.items():
+            if key == "algo":
+                kwargs[key] = value
+            elif key in sections:
+                known = {f.name for f in dataclasses.fields(sections[key])}
+                for sub in value:
+                    if sub not in known:
+                        fail(f"{key}.{sub}", value[sub], f"unknown field; known: {', '.join(sorted(known))}")
+                kwargs[key] = sections[key](**value)
+            else:
+                fail(key, value, f"unknown config field; known: algo, {', '.join(sections)}")
+        return cls(**kwargs)
+
+
+def _section_types() -> dict[str, type]:
+    return {"env": EnvParams, "ppo": PPOConfig, "prune": PruneConfig, "train": TrainConfig}
+
+
+def _parse_value(text: str) -> Any:
+    """JSON where it parses ("3", "0.5", "true", "[0.5, 0.8]", "null"), else a bare string."""
+    if "," in text and not text.lstrip().startswith("["):
+        return [_parse_value(part.strip()) for part in text.split(",")]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _coerce(path: str, current: Any, value: Any) -> Any:
+    """Give ``value`` the type of the field's current value where that is unambiguous."""
+    if isinstance(current, bool) or isinstance(value, (list, str)) or value is None:
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, int) and isinstance(value, float):
+        if not value.is_integer():
+            fail(path, value, "must be an integer")
+        return int(value)
+    return value
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``key=value`` strings with dotted keys, e.g. ``env.num_users=4``."""
+    sections = _section_types()
+    for item in overrides:
+        if "=" not in item:
+            fail("--set", item, "must look like key=value, e.g. env.num_users=4")
+        path, text = (s.strip() for s in item.split("=", 1))
+        value = _parse_value(text)
+        head, _, tail = path.partition(".")
+        if head in sections and tail:
+            section = getattr(config, head)
+            names = {f.name for f in dataclasses.fields(section)}
+            if tail not in names:
+                fail(path, text, f"unknown field; {head}.* has {', '.join(sorted(names))}")
+            value = _coerce(path, getattr(section, tail), value)
+            config = dataclasses.replace(config, **{head: dataclasses.replace(section, **{tail: value})})
+        elif head == "algo" and not tail:
+            config = dataclasses.replace(config, algo=value)
+        else:
+            fail(path, text, f"unknown field; use algo or {', '.join(f'{s}.*' for s in sections)}")
+    return config

@@ -1,0 +1,115 @@
+"""Evaluating decentralised policies on fresh episodes, and the metrics every algo reports.
+
+A policy is a pair of pure functions: ``init_carry()`` gives its per-episode memory (hidden
+states, or an empty tuple), and ``act(key, carry, obs [N, obs_dim]) -> (carry, actions [N])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dsa_jax import env as dsa_env
+from dsa_jax.env import EnvParams
+
+Act = Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array]]
+
+
+@struct.dataclass
+class EpisodeStats:
+    """Totals of one episode: reward and optimum (scalars); per-user counts ``[N]`` of
+    successes, collisions, busy hits and idle slots; user_snr ``[N]`` cumulative SNR."""
+
+    reward: jax.Array
+    optimum: jax.Array
+    successes: jax.Array
+    collisions: jax.Array
+    busy: jax.Array
+    idle: jax.Array
+    user_snr: jax.Array
+
+
+@struct.dataclass
+class EvalMetrics:
+    """Evaluation summary; field names are the ``metrics.csv`` columns."""
+
+    eval_return: jax.Array
+    eval_return_std: jax.Array
+    genie_return: jax.Array
+    genie_fraction: jax.Array
+    success_rate: jax.Array
+    collision_rate: jax.Array
+    idle_rate: jax.Array
+    busy_rate: jax.Array
+    fairness: jax.Array
+
+
+def run_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any]) -> EpisodeStats:
+    """Play one whole episode (``lax.scan`` over the T slots) and total its outcomes."""
+    reset_key, episode_key = jax.random.split(key)
+    obs, state = dsa_env.reset(reset_key, params)
+
+    def slot(carry, slot_key):
+        obs, state, policy_carry = carry
+        act_key, step_key = jax.random.split(slot_key)
+        policy_carry, actions = act(act_key, policy_carry, obs)
+        obs, state, reward, _, info = dsa_env.step(step_key, state, actions, params)
+        outcome = (reward, info.optimum, info.success, info.collision, info.busy, actions == 0, info.snr)
+        return (obs, state, policy_carry), outcome
+
+    keys = jax.random.split(episode_key, params.horizon)
+    _, (reward, optimum, success, collision, busy, idle, snr) = jax.lax.scan(
+        slot, (obs, state, init_carry()), keys
+    )
+    count = lambda x: jnp.sum(x, axis=0, dtype=jnp.int32)  # noqa: E731
+    return EpisodeStats(
+        reward=jnp.sum(reward),
+        optimum=jnp.sum(optimum),
+        successes=count(success),
+        collisions=count(collision),
+        busy=count(busy),
+        idle=count(idle),
+        user_snr=jnp.sum(snr, axis=0),
+    )
+
+
+def run_episodes(
+    key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any], num_episodes: int
+) -> EpisodeStats:
+    """``num_episodes`` independent episodes under ``vmap``; every field gains a leading axis."""
+    keys = jax.random.split(key, num_episodes)
+    return jax.vmap(lambda k: run_episode(k, params, act, init_carry))(keys)
+
+
+def jain_fairness(x: jax.Array) -> jax.Array:
+    """Jain's index (sum x)^2 / (n sum x^2) over the last axis; 1 where every x is 0."""
+    n = x.shape[-1]
+    square_sum = jnp.sum(x**2, axis=-1)
+    safe = jnp.where(square_sum > 0, square_sum, 1.0)
+    return jnp.where(square_sum > 0, jnp.sum(x, axis=-1) ** 2 / (n * safe), 1.0)
+
+
+def summarize(stats: EpisodeStats, params: EnvParams) -> EvalMetrics:
+    """Reduce per-episode stats ``[E, ...]`` to scalars. Rates are per user-slot."""
+    user_slots = stats.reward.shape[0] * params.num_users * params.horizon
+    rate = lambda counts: jnp.sum(counts) / user_slots  # noqa: E731
+    return EvalMetrics(
+        eval_return=jnp.mean(stats.reward),
+        eval_return_std=jnp.std(stats.reward),
+        genie_return=jnp.mean(stats.optimum),
+        genie_fraction=genie_fraction(stats.reward, stats.optimum),
+        success_rate=rate(stats.successes),
+        collision_rate=rate(stats.collisions),
+        idle_rate=rate(stats.idle),
+        busy_rate=rate(stats.busy),
+        fairness=jnp.mean(jain_fairness(stats.user_snr)),
+    )
+
+
+def genie_fraction(rewards: jax.Array, optima: jax.Array) -> jax.Array:
+    """Total achieved reward over total genie optimum across the given episodes."""
+    return jnp.sum(rewards) / jnp.maximum(jnp.sum(optima), 1e-12)

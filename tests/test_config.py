@@ -1,0 +1,88 @@
+"""Presets, overrides and the clear errors for bad values."""
+
+import dataclasses
+
+import pytest
+
+import dsa_jax
+from dsa_jax import presets
+from dsa_jax.config import Config, apply_overrides
+
+
+@pytest.mark.parametrize("name", ["setup_a", "setup_b", "setup_b_markov", "quick"])
+def test_presets_are_frozen_and_round_trip(name):
+    config = presets.get(name)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.algo = "x"
+    assert Config.from_dict(config.to_dict()) == config
+
+
+def test_preset_settings():
+    assert presets.get("setup_a").env.pu_mode == "none"
+    b = presets.get("setup_b").env
+    assert (b.pu_mode, b.pu_prob) == ("iid", 0.2)
+    m = presets.get("setup_b_markov").env
+    assert (m.pu_mode, m.pu_prob, m.pu_stay) == ("markov", 0.2, 0.9)
+
+
+def test_overrides_parse_types():
+    config = apply_overrides(
+        presets.get("quick"),
+        ["env.num_users=4", "env.snr_high=12", "prune.target=0.5,0.8,0.9,0.95", "env.pu_mode=iid", "algo=iagc"],
+    )
+    assert config.env.num_users == 4 and isinstance(config.env.snr_high, float)
+    assert config.prune.target == (0.5, 0.8, 0.9, 0.95)
+    assert config.env.pu_mode == "iid"
+
+
+BAD = [
+    (["env.num_users=0"], "env.num_users = 0"),
+    (["env.num_channels=0"], "env.num_channels = 0"),
+    (["env.horizon=0"], "env.horizon = 0"),
+    (["env.pu_prob=1.5"], "env.pu_prob = 1.5"),
+    (["env.pu_prob=-0.1"], "env.pu_prob = -0.1"),
+    (["env.pu_stay=2"], "env.pu_stay = 2.0"),
+    (["env.snr_low=20"], "env.snr_low = 20.0"),
+    (["env.pu_mode=sometimes"], "env.pu_mode = 'sometimes'"),
+    (["env.snr_dist=gauss"], "env.snr_dist = 'gauss'"),
+    (["env.reward=money"], "env.reward = 'money'"),
+    (["env.num_users=100000"], "env.num_users = 100000"),
+    (["env.horizon=1000000000"], "env.horizon = 1000000000"),
+    (["ppo.num_envs=1000000", "env.horizon=100000"], "ppo.num_envs"),
+    (["ppo.minibatches=3"], "ppo.minibatches = 3"),
+    (["ppo.epochs=2.5"], "ppo.epochs = 2.5"),
+    (["prune.schedule=zigzag"], "prune.schedule = 'zigzag'"),
+    (["prune.target=0.5,0.8"], "prune.target"),
+    (["prune.target=1.5"], "prune.target = 1.5"),
+    (["prune.end_frac=0.05"], "prune.end_frac = 0.05"),
+    (["train.iterations=33"], "train.iterations = 33"),
+    (["algo=ppo2"], "algo = 'ppo2'"),
+    (["env.nusers=3"], "env.nusers"),
+    (["nonsense"], "--set = 'nonsense'"),
+]
+
+
+@pytest.mark.parametrize("overrides, fragment", BAD)
+def test_bad_values_raise_clear_errors(overrides, fragment):
+    with pytest.raises(ValueError) as err:
+        apply_overrides(presets.get("quick"), overrides)
+    message = str(err.value)
+    assert fragment in message
+    assert "must" in message or "unknown" in message or "exceeds" in message
+
+
+def test_replace_revalidates():
+    with pytest.raises(ValueError, match="env.num_channels = -1"):
+        dataclasses.replace(presets.get("quick").env, num_channels=-1)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="preset = 'nope'"):
+        presets.get("nope")
+
+
+def test_cpu_guard_flag_is_set_on_import():
+    import os
+
+    assert "--xla_cpu_enable_concurrency_optimized_scheduler" in os.environ["XLA_FLAGS"]
+    assert dsa_jax.__version__

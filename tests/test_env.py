@@ -1,0 +1,231 @@
+"""The environment's rules on hand-built states, its determinism and its invariants."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dsa_jax import env as E
+from dsa_jax.env import EnvParams
+
+PARAMS = EnvParams(num_users=3, num_channels=2, horizon=5)
+SNR = jnp.array([[2.0, 3.0], [4.0, 5.0], [6.0, 7.0]], jnp.float32)
+
+
+def hand_state(pu_busy=(False, False), time=0, params=PARAMS, snr=SNR):
+    _, state = E.reset(jax.random.key(0), params)
+    return state.replace(snr=snr, pu_busy=jnp.array(pu_busy), time=jnp.int32(time))
+
+
+def play(actions, pu_busy=(False, False), time=0, params=PARAMS):
+    return E.step(jax.random.key(1), hand_state(pu_busy, time, params), jnp.array(actions, jnp.int32), params)
+
+
+def test_collision_gives_nack_to_everyone_on_the_channel():
+    obs, state, reward, _, info = play([1, 1, 2])
+    np.testing.assert_array_equal(info.collision, [True, True, False])
+    np.testing.assert_array_equal(info.success, [False, False, True])
+    np.testing.assert_array_equal(state.last_feedback, [E.FEEDBACK_NACK, E.FEEDBACK_NACK, E.FEEDBACK_ACK])
+    assert float(reward) == pytest.approx(7.0)  # only user 2 on channel 2
+
+
+def test_ack_carries_the_users_own_snr_on_its_channel():
+    _, state, reward, _, info = play([2, 1, 0])
+    np.testing.assert_allclose(info.snr, [3.0, 4.0, 0.0])
+    np.testing.assert_allclose(state.last_snr, [3.0, 4.0, 0.0])
+    assert float(reward) == pytest.approx(7.0)
+
+
+def test_busy_channel_answers_busy_to_all_even_if_crowded():
+    _, state, reward, _, info = play([1, 1, 2], pu_busy=(True, False))
+    np.testing.assert_array_equal(info.busy, [True, True, False])
+    np.testing.assert_array_equal(info.collision, [False, False, False])
+    np.testing.assert_array_equal(state.last_feedback, [E.FEEDBACK_BUSY, E.FEEDBACK_BUSY, E.FEEDBACK_ACK])
+    assert float(reward) == pytest.approx(7.0)
+
+
+def test_idle_users_get_no_feedback_and_no_reward():
+    _, state, reward, _, info = play([0, 0, 0])
+    assert float(reward) == 0.0
+    np.testing.assert_array_equal(state.last_feedback, [E.FEEDBACK_NONE] * 3)
+    assert not bool(info.success.any() | info.collision.any() | info.busy.any())
+
+
+def test_feedback_codes_are_the_documented_numbers():
+    assert (E.FEEDBACK_NONE, E.FEEDBACK_ACK, E.FEEDBACK_NACK, E.FEEDBACK_BUSY) == (0, 1, 2, 3)
+
+
+def test_observation_layout():
+    obs, *_ = play([2, 1, 1])  # user 0 ACK on ch 2 (snr 3), users 1, 2 collide on ch 1
+    scale = PARAMS.snr_scale
+    expected = np.array(
+        [
+            [0, 0, 1, 0, 1, 0, 0, 3.0 / scale],
+            [0, 1, 0, 0, 0, 1, 0, 0.0],
+            [0, 1, 0, 0, 0, 1, 0, 0.0],
+        ],
+        np.float32,
+    )
+    np.testing.assert_allclose(obs, expected, rtol=1e-6)
+    assert obs.shape == (PARAMS.num_users, PARAMS.obs_dim) and obs.dtype == jnp.float32
+
+
+def test_first_observation_is_the_dummy_one():
+    obs, state = E.reset(jax.random.key(3), PARAMS)
+    expected = np.zeros((3, PARAMS.obs_dim), np.float32)
+    expected[:, 0] = 1.0  # action 0
+    expected[:, PARAMS.num_actions] = 1.0  # feedback 0
+    np.testing.assert_array_equal(obs, expected)
+    assert int(state.time) == 0
+
+
+def test_done_exactly_after_slot_t():
+    obs, state = E.reset(jax.random.key(0), PARAMS)
+    dones = []
+    for t in range(PARAMS.horizon):
+        obs, state, _, done, _ = E.step(jax.random.key(t), state, jnp.zeros(3, jnp.int32), PARAMS)
+        dones.append(bool(done))
+    assert dones == [False] * (PARAMS.horizon - 1) + [True]
+
+
+def rollout_snrs(key, params, steps=4):
+    obs, state = E.reset(key, params)
+    snrs = [state.snr]
+    for t in range(steps):
+        _, state, *_ = E.step(jax.random.fold_in(key, t), state, jnp.array([1, 2, 0]), params)
+        snrs.append(state.snr)
+    return snrs
+
+
+def test_snr_constant_within_episode_and_changes_across_resets():
+    snrs = rollout_snrs(jax.random.key(0), PARAMS)
+    for s in snrs[1:]:
+        np.testing.assert_array_equal(s, snrs[0])
+    _, other = E.reset(jax.random.key(1), PARAMS)
+    assert not np.allclose(other.snr, snrs[0])
+
+
+def full_episode(key, params):
+    obs, state = E.reset(key, params)
+
+    def slot(carry, k):
+        obs, state = carry
+        a_key, s_key = jax.random.split(k)
+        actions = jax.random.randint(a_key, (params.num_users,), 0, params.num_actions)
+        obs, state, reward, done, info = E.step(s_key, state, actions, params)
+        return (obs, state), (obs, reward, done, info.optimum, info.pu_busy)
+
+    return jax.lax.scan(slot, (obs, state), jax.random.split(key, params.horizon))[1]
+
+
+def test_same_key_same_episode_and_jit_equals_eager():
+    params = EnvParams(horizon=6, pu_mode="markov")
+    a = full_episode(jax.random.key(7), params)
+    b = full_episode(jax.random.key(7), params)
+    c = jax.jit(full_episode, static_argnums=1)(jax.random.key(7), params)
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_allclose(x, z, rtol=1e-6)
+
+
+def test_vmap_shapes():
+    params = EnvParams(num_users=4, num_channels=3)
+    keys = jax.random.split(jax.random.key(0), 5)
+    obs, state = jax.vmap(E.reset, in_axes=(0, None))(keys, params)
+    assert obs.shape == (5, 4, params.obs_dim) and state.snr.shape == (5, 4, 3)
+    actions = jnp.ones((5, 4), jnp.int32)
+    obs, state, reward, done, info = jax.vmap(E.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+    assert obs.shape == (5, 4, params.obs_dim)
+    assert reward.shape == done.shape == info.optimum.shape == (5,)
+    assert info.success.shape == (5, 4) and info.pu_busy.shape == (5, 3)
+
+
+@pytest.mark.parametrize("law", ["uniform", "uniform_db", "rayleigh"])
+def test_snr_laws_have_the_documented_range_and_mean(law):
+    params = EnvParams(num_users=200, num_channels=50, snr_dist=law, snr_low=1.0, snr_high=10.0)
+    snr = np.asarray(E.sample_snr(jax.random.key(0), params), np.float64)
+    if law == "uniform":
+        assert snr.min() >= 1.0 and snr.max() <= 10.0
+    if law == "uniform_db":
+        assert snr.min() >= 10**0.1 and snr.max() <= 10.0
+    stderr = snr.std() / np.sqrt(snr.size)
+    assert abs(snr.mean() - E.mean_weight(params)) < 4 * stderr
+
+
+@pytest.mark.parametrize("law", ["uniform", "uniform_db", "rayleigh"])
+def test_rate_reward_mean_matches_monte_carlo(law):
+    params = EnvParams(num_users=200, num_channels=50, snr_dist=law, reward="rate")
+    w = np.log2(1.0 + np.asarray(E.sample_snr(jax.random.key(1), params), np.float64))
+    assert abs(w.mean() - E.mean_weight(params)) < 4 * w.std() / np.sqrt(w.size)
+
+
+@pytest.mark.parametrize(
+    "reward, expected", [("snr", 4.0 + 7.0), ("rate", np.log2(5.0) + np.log2(8.0)), ("success", 2.0)]
+)
+def test_reward_types(reward, expected):
+    params = EnvParams(num_users=3, num_channels=2, horizon=5, reward=reward)
+    _, _, r, _, _ = play([0, 1, 2], params=params)  # user 1 on ch 1 (SNR 4), user 2 on ch 2 (SNR 7)
+    assert float(r) == pytest.approx(expected, rel=1e-6)
+
+
+@st.composite
+def random_slot(draw):
+    n = draw(st.integers(1, 6))
+    k = draw(st.integers(1, 5))
+    actions = draw(st.lists(st.integers(0, k), min_size=n, max_size=n))
+    busy = draw(st.lists(st.booleans(), min_size=k, max_size=k))
+    seed = draw(st.integers(0, 2**31 - 1))
+    reward = draw(st.sampled_from(E.REWARDS))
+    return EnvParams(num_users=n, num_channels=k, reward=reward), actions, busy, seed
+
+
+
+
+@given(random_slot())
+def test_slot_invariants(case):
+    params, actions, busy, seed = case
+    _, state = E.reset(jax.random.key(seed), params)
+    state = state.replace(pu_busy=jnp.array(busy))
+    actions = jnp.array(actions, jnp.int32)
+    _, _, reward, _, info = E.step(jax.random.key(seed + 1), state, actions, params)
+    success = np.asarray(info.success)
+    a = np.asarray(actions)
+    weights = np.asarray(E.reward_weights(state.snr, params))
+    assert float(reward) <= float(info.optimum) + 1e-4 * max(1.0, float(info.optimum))
+    expected = sum(weights[i, a[i] - 1] for i in range(params.num_users) if success[i])
+    assert float(reward) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    for c in range(1, params.num_channels + 1):
+        assert success[a == c].sum() <= 1
+        if busy[c - 1]:
+            assert not success[a == c].any()
+    # exactly one outcome for each transmitting user, none for idle users
+    outcomes = success.astype(int) + np.asarray(info.collision) + np.asarray(info.busy)
+    np.testing.assert_array_equal(outcomes, (a > 0).astype(int))
+
+
+@pytest.mark.parametrize("mode", ["iid", "episode", "markov"])
+def test_stationary_pu_occupancy(mode):
+    params = EnvParams(num_users=1, num_channels=4, horizon=60, pu_mode=mode, pu_prob=0.3, pu_stay=0.8)
+
+    def occupancy(key):
+        return full_episode(key, params)[4]  # [T, K]
+
+    busy = jax.jit(jax.vmap(occupancy))(jax.random.split(jax.random.key(0), 400))
+    busy = np.asarray(busy, np.float64)  # [episodes, T, K]
+    per_episode = busy.mean(axis=(1, 2))  # episodes are independent
+    stderr = per_episode.std() / np.sqrt(per_episode.size)
+    assert abs(busy.mean() - params.pu_prob) < 4 * stderr + 1e-3
+    if mode == "episode":
+        assert np.all(busy == busy[:, :1, :])
+    if mode == "markov":  # a channel keeps its state w.p. stay + (1 - stay) * P(redraw same)
+        same = (busy[:, 1:] == busy[:, :-1]).mean()
+        p = params.pu_prob
+        expected = params.pu_stay + (1 - params.pu_stay) * (p * p + (1 - p) * (1 - p))
+        assert abs(same - expected) < 0.02
+
+
+def test_no_pu_mode_never_busy():
+    busy = full_episode(jax.random.key(0), EnvParams(pu_mode="none", pu_prob=1.0, horizon=10))[4]
+    assert not np.asarray(busy).any()
