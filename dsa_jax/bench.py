@@ -1,8 +1,9 @@
-"""Benchmarks: ``dsa-jax bench env`` (environment throughput)."""
+"""Benchmarks: ``dsa-jax bench env`` (environment throughput) and ``bench train``."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -79,4 +80,58 @@ def bench_env(params: EnvParams, batches=ENV_BATCHES, min_seconds: float = 1.0, 
             row["numpy_steps_per_s"] = reference.steps_per_second(params, batch, min_seconds)
             row["ratio"] = row["jax_steps_per_s"] / row["numpy_steps_per_s"]
         rows.append(row)
+    return rows
+
+
+def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
+    """Time ``iterations`` training iterations of ``seeds`` vmapped seeds (in this process)."""
+    import resource
+
+    from dsa_jax.config import Config
+    from dsa_jax.train import make_program
+
+    config = Config.from_dict(json.loads(config_json))
+    program = make_program(config)
+    state = jax.jit(jax.vmap(program.init))(jax.vmap(jax.random.key)(jnp.arange(seeds)))
+    run = jax.jit(jax.vmap(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations)))
+    start = time.perf_counter()
+    compiled = run.lower(state).compile()
+    compile_s = time.perf_counter() - start
+    state, _ = compiled(state)  # warm-up
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    state, _ = compiled(state)
+    jax.block_until_ready(state)
+    wall = time.perf_counter() - start
+    env = config.env
+    agent_steps = env.num_users * config.ppo.num_envs * env.horizon * iterations * seeds
+    return {
+        "seeds": seeds,
+        "iterations": iterations,
+        "compile_s": compile_s,
+        "wall_s": wall,
+        "agent_steps_per_s": agent_steps / wall,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": str(jax.devices()[0].device_kind),
+    }
+
+
+def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10) -> list[dict]:
+    """Agent-steps/s (N * num_envs * T * iterations * seeds / wall) after compilation, per seed
+    count, each in a fresh process so that peak memory is its own."""
+    import subprocess
+
+    rows = []
+    for seeds in seed_counts:
+        code = (
+            "import json, sys, dsa_jax.bench as b; "
+            "print(json.dumps(b._train_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, config.to_json(), str(seeds), str(iterations)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows

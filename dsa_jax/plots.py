@@ -1,0 +1,28 @@
+"""Figures written into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curve(path: Path, iterations: np.ndarray, returns: np.ndarray, genie: float, aloha: float, title: str):
+    """Mean +- std across seeds of the evaluation return. returns ``[S, E]``."""
+    mean, std = returns.mean(axis=0), returns.std(axis=0)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(iterations, mean, label="evaluation return (mean over seeds)")
+    ax.fill_between(iterations, mean - std, mean + std, alpha=0.25, label="± std over seeds")
+    ax.axhline(genie, color="k", linestyle="--", label=f"genie ceiling ({genie:.0f})")
+    ax.axhline(aloha, color="tab:red", linestyle=":", label=f"slotted ALOHA ({aloha:.0f})")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("episode reward")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,217 @@
+"""IAGC PPO as small pure functions: rollout, reward normalisation, GAE, losses, update.
+
+Shapes: T slots, B episodes, N agents, D obs_dim, A = K+1 actions.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from dsa_jax import env as dsa_env
+from dsa_jax.config import PPOConfig
+from dsa_jax.env import EnvParams
+from dsa_jax.networks import IAGCModel, policy
+
+
+@struct.dataclass
+class Trajectory:
+    """B whole episodes: obs ``[T, B, N, D]`` (the inputs the actions were taken on), actions
+    and log_probs ``[T, B, N]``, values, raw rewards and genie optimum ``[T, B]``."""
+
+    obs: jax.Array
+    actions: jax.Array
+    log_probs: jax.Array
+    values: jax.Array
+    rewards: jax.Array
+    optimum: jax.Array
+
+
+@struct.dataclass
+class RunningStats:
+    """Running mean/variance (Chan et al. parallel update) of a scalar stream."""
+
+    count: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+    @classmethod
+    def create(cls) -> RunningStats:
+        return cls(count=jnp.float32(1e-4), mean=jnp.float32(0.0), var=jnp.float32(1.0))
+
+    def update(self, x: jax.Array) -> RunningStats:
+        batch_mean, batch_var, batch_count = jnp.mean(x), jnp.var(x), jnp.float32(x.size)
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        return RunningStats(count=total, mean=self.mean + delta * batch_count / total, var=m2 / total)
+
+
+@struct.dataclass
+class UpdateMetrics:
+    """Per-iteration training diagnostics (means over epochs and minibatches)."""
+
+    actor_loss: jax.Array
+    critic_loss: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+    clip_fraction: jax.Array
+
+
+def rollout(
+    key: jax.Array, model: IAGCModel, actor_params, critic_params, env_params: EnvParams, num_envs: int
+) -> Trajectory:
+    """Play ``num_envs`` episodes in parallel, hidden states starting at zero."""
+    reset_key, run_key = jax.random.split(key)
+    obs, env_state = jax.vmap(dsa_env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), env_params)
+    step = jax.vmap(dsa_env.step, in_axes=(0, 0, 0, None))
+
+    def slot(carry, slot_key):
+        obs, env_state, actor_carry, critic_carry = carry
+        action_key, env_key = jax.random.split(slot_key)
+        actor_carry, logits = model.actor_step(actor_params, actor_carry, obs)
+        critic_carry, value = model.critic_step(critic_params, critic_carry, obs)
+        actions, log_probs = policy(logits).sample_and_log_prob(seed=action_key)
+        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
+        record = Trajectory(obs, actions.astype(jnp.int32), log_probs, value, reward, info.optimum)
+        return (next_obs, env_state, actor_carry, critic_carry), record
+
+    init = (obs, env_state, model.actor_carry((num_envs,)), model.critic_carry((num_envs,)))
+    _, trajectory = jax.lax.scan(slot, init, jax.random.split(run_key, env_params.horizon))
+    return trajectory
+
+
+def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
+    """Discounted return accumulated since the episode start, ``[T, B]``: R_t = gamma R_{t-1} + r_t."""
+
+    def body(acc, r):
+        acc = gamma * acc + r
+        return acc, acc
+
+    return jax.lax.scan(body, jnp.zeros_like(rewards[0]), rewards)[1]
+
+
+def normalize_rewards(stats: RunningStats, rewards: jax.Array, gamma: float) -> tuple[RunningStats, jax.Array]:
+    """Update the running std of the discounted return and divide rewards ``[T, B]`` by it."""
+    stats = stats.update(discounted_returns(rewards, gamma))
+    return stats, rewards / jnp.sqrt(stats.var + 1e-8)
+
+
+def gae(rewards: jax.Array, values: jax.Array, gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimates and lambda-returns over whole episodes ``[T, B]``.
+
+    The last slot is terminal, so nothing is bootstrapped past it.
+    """
+    next_values = jnp.concatenate([values[1:], jnp.zeros_like(values[:1])], axis=0)
+    deltas = rewards + gamma * next_values - values
+
+    def body(acc, delta):
+        acc = delta + gamma * lam * acc
+        return acc, acc
+
+    advantages = jax.lax.scan(body, jnp.zeros_like(deltas[0]), deltas, reverse=True)[1]
+    return advantages, advantages + values
+
+
+def clipped_surrogate(log_probs, old_log_probs, advantages, clip_eps: float):
+    """Per-sample PPO clipped objective (to maximise) and the probability ratio."""
+    ratio = jnp.exp(log_probs - old_log_probs)
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    return jnp.minimum(ratio * advantages, clipped * advantages), ratio
+
+
+def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig):
+    """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus.
+
+    Each agent's loss depends only on its own parameters, so the sum gives every agent its own
+    gradient. The shared advantage ``[T, b]`` is normalised over the minibatch.
+    """
+    logits = model.actor_unroll(actor_params, batch.obs)
+    dist = policy(logits)
+    log_probs = dist.log_prob(batch.actions)
+    entropy = dist.entropy()
+    normalized = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized[..., None], cfg.clip_eps)
+    per_agent = -surrogate.mean(axis=(0, 1)) - cfg.ent_coef * entropy.mean(axis=(0, 1))
+    log_ratio = log_probs - batch.log_probs
+    aux = {
+        "entropy": entropy.mean(),
+        "approx_kl": jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
+        "max_ratio_error": jnp.max(jnp.abs(ratio - 1.0)),
+    }
+    return per_agent.sum(), aux
+
+
+def critic_loss(critic_params, model: IAGCModel, obs: jax.Array, returns: jax.Array, cfg: PPOConfig):
+    """vf_coef * mean squared error of the global critic to the lambda-returns."""
+    values = model.critic_unroll(critic_params, obs)
+    return cfg.vf_coef * jnp.mean((values - returns) ** 2)
+
+
+def make_optimizers(cfg: PPOConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """Separate Adam chains with global-norm clipping (applied per agent for the actors)."""
+    actor = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_actor))
+    critic = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_critic))
+    return actor, critic
+
+
+@struct.dataclass
+class Learner:
+    """What PPO updates: parameters and optimiser states of the actors and the critic."""
+
+    actor_params: dict
+    critic_params: dict
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+
+
+def ppo_update(
+    key: jax.Array,
+    learner: Learner,
+    model: IAGCModel,
+    trajectory: Trajectory,
+    advantages: jax.Array,
+    returns: jax.Array,
+    cfg: PPOConfig,
+    transform_actor_params=lambda params: params,
+) -> tuple[Learner, UpdateMetrics]:
+    """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state.
+
+    ``transform_actor_params`` maps the live actor weights to the ones the forward pass uses
+    (the pruning module's mask in ``fixed`` mode).
+    """
+    actor_tx, critic_tx = make_optimizers(cfg)
+    num_envs = trajectory.rewards.shape[1]
+    per_minibatch = num_envs // cfg.minibatches
+
+    def minibatch_step(learner: Learner, episodes: jax.Array):
+        take = lambda x: jnp.take(x, episodes, axis=1)  # noqa: E731
+        batch = jax.tree.map(take, trajectory)
+        loss_fn = lambda p: actor_loss(transform_actor_params(p), model, batch, take(advantages), cfg)  # noqa: E731
+        (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
+        a_updates, actor_opt_state = jax.vmap(actor_tx.update)(a_grads, learner.actor_opt_state, learner.actor_params)
+        c_loss, c_grads = jax.value_and_grad(critic_loss)(learner.critic_params, model, batch.obs, take(returns), cfg)
+        c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
+        learner = Learner(
+            actor_params=optax.apply_updates(learner.actor_params, a_updates),
+            critic_params=optax.apply_updates(learner.critic_params, c_updates),
+            actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state,
+        )
+        metrics = UpdateMetrics(a_loss, c_loss, aux["entropy"], aux["approx_kl"], aux["clip_fraction"])
+        return learner, metrics
+
+    def epoch(learner: Learner, epoch_key):
+        order = jax.random.permutation(epoch_key, num_envs).reshape(cfg.minibatches, per_minibatch)
+        return jax.lax.scan(minibatch_step, learner, order)
+
+    learner, metrics = jax.lax.scan(epoch, learner, jax.random.split(key, cfg.epochs))
+    return learner, jax.tree.map(jnp.mean, metrics)
+
+
+def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:
+    """1 - Var[returns - values] / Var[returns]."""
+    return 1.0 - jnp.var(returns - values) / jnp.maximum(jnp.var(returns), 1e-8)

@@ -1,0 +1,155 @@
+"""``make_train(config) -> train(key)``: the whole IAGC run as one compiled program.
+
+One iteration: roll out ``ppo.num_envs`` episodes, normalise rewards, GAE, PPO update, pruning
+step. A block is ``train.eval_every`` iterations followed by an evaluation of the deployed
+actors on fresh episodes; the driver runs whole blocks, so chunked and one-call runs execute
+the same program on the same state and give identical numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dsa_jax import evaluation, ppo
+from dsa_jax.config import Config
+from dsa_jax.evaluation import EvalMetrics
+from dsa_jax.networks import IAGCModel
+
+# Evaluation draws from its own stream, so evaluating never changes the training trajectory.
+EVAL_STREAM = 0x5EED
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a run needs to continue: learner, reward normaliser, RNG key, iteration."""
+
+    learner: ppo.Learner
+    reward_stats: ppo.RunningStats
+    key: jax.Array
+    iteration: jax.Array
+
+
+@struct.dataclass
+class IterationMetrics:
+    """Per-iteration training metrics (scalars)."""
+
+    actor_loss: jax.Array
+    critic_loss: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+    clip_fraction: jax.Array
+    explained_variance: jax.Array
+    train_return: jax.Array
+    train_genie_fraction: jax.Array
+
+
+@struct.dataclass
+class Metrics:
+    """A run's metrics: ``train`` per iteration ``[I]``, ``eval`` per evaluation ``[E]``
+    (the first evaluation is of the initial actors), ``eval_iteration`` ``[E]``."""
+
+    train: IterationMetrics
+    eval: EvalMetrics
+    eval_iteration: jax.Array
+
+
+class Program(NamedTuple):
+    """The pure pieces of a run; every function is jittable and vmappable over seeds."""
+
+    config: Config
+    model: IAGCModel
+    init: Callable[[jax.Array], TrainState]
+    iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
+    evaluate: Callable[[TrainState], EvalMetrics]
+
+    def run_blocks(self, state: TrainState, num_blocks: int) -> tuple[TrainState, Metrics]:
+        """``num_blocks`` x (``eval_every`` iterations, then an evaluation)."""
+
+        def block(state, _):
+            state, train = jax.lax.scan(lambda s, _: self.iteration(s), state, length=self.config.train.eval_every)
+            return state, (train, self.evaluate(state), state.iteration)
+
+        state, (train, evals, eval_iteration) = jax.lax.scan(block, state, length=num_blocks)
+        flat_train = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), train)
+        return state, Metrics(train=flat_train, eval=evals, eval_iteration=eval_iteration)
+
+    def start(self, key: jax.Array) -> tuple[TrainState, Metrics]:
+        """Initial state and the evaluation of the untrained actors (no train metrics)."""
+        state = self.init(key)
+        evals = jax.tree.map(lambda x: x[None], self.evaluate(state))
+        empty_train = jax.tree.map(lambda x: jnp.zeros((0,), x.dtype), jax.eval_shape(self.iteration, state)[1])
+        return state, Metrics(train=empty_train, eval=evals, eval_iteration=state.iteration[None])
+
+
+def make_program(config: Config) -> Program:
+    env_params, cfg = config.env, config.ppo
+    model = IAGCModel(env_params.num_users, env_params.obs_dim, env_params.num_actions, cfg.hidden_size)
+    actor_tx, critic_tx = ppo.make_optimizers(cfg)
+
+    def init(key: jax.Array) -> TrainState:
+        params_key, run_key = jax.random.split(key)
+        actor_params, critic_params = model.init(params_key)
+        learner = ppo.Learner(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            actor_opt_state=jax.vmap(actor_tx.init)(actor_params),
+            critic_opt_state=critic_tx.init(critic_params),
+        )
+        return TrainState(learner, ppo.RunningStats.create(), run_key, jnp.int32(0))
+
+    def iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+        key, rollout_key, update_key = jax.random.split(state.key, 3)
+        learner = state.learner
+        traj = ppo.rollout(rollout_key, model, learner.actor_params, learner.critic_params, env_params, cfg.num_envs)
+        reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.rewards, cfg.gamma)
+        advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
+        learner, update = ppo.ppo_update(update_key, learner, model, traj, advantages, returns, cfg)
+        episode_returns = traj.rewards.sum(axis=0)
+        metrics = IterationMetrics(
+            actor_loss=update.actor_loss,
+            critic_loss=update.critic_loss,
+            entropy=update.entropy,
+            approx_kl=update.approx_kl,
+            clip_fraction=update.clip_fraction,
+            explained_variance=ppo.explained_variance(traj.values, returns),
+            train_return=episode_returns.mean(),
+            train_genie_fraction=evaluation.genie_fraction(episode_returns, traj.optimum.sum(axis=0)),
+        )
+        return TrainState(learner, reward_stats, key, state.iteration + 1), metrics
+
+    def evaluate(state: TrainState) -> EvalMetrics:
+        actor_params = state.learner.actor_params
+
+        def act(key, carry, obs):
+            carry, logits = model.actor_step(actor_params, carry, obs)
+            return carry, jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+        key = jax.random.fold_in(jax.random.fold_in(state.key, EVAL_STREAM), state.iteration)
+        stats = evaluation.run_episodes(key, env_params, act, model.actor_carry, config.train.eval_episodes)
+        return evaluation.summarize(stats, env_params)
+
+    return Program(config, model, init, iteration, evaluate)
+
+
+def concat_metrics(parts: list[Metrics]) -> Metrics:
+    """Join metrics of consecutive chunks along their leading axes."""
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)
+
+
+def make_train(config: Config) -> Callable[[jax.Array], tuple[TrainState, Metrics]]:
+    """``train(key) -> (final state, metrics)`` for one seed; ``jax.jit(jax.vmap(train))(keys)``
+    trains many seeds in one program."""
+    program = make_program(config)
+    num_blocks = config.train.iterations // config.train.eval_every
+
+    def train(key: jax.Array) -> tuple[TrainState, Metrics]:
+        state, first = program.start(key)
+        state, rest = program.run_blocks(state, num_blocks)
+        return state, concat_metrics([first, rest])
+
+    return train
