@@ -23,8 +23,8 @@ def _quick() -> Config:
     """Tiny budget for tests and the README demo (seconds on a laptop CPU)."""
     return Config(
         env=EnvParams(horizon=20),
-        ppo=PPOConfig(hidden_size=16, num_envs=8, epochs=2, minibatches=2),
-        train=TrainConfig(iterations=40, seeds=2, eval_every=10, eval_episodes=8, chunk=20),
+        ppo=PPOConfig(lr_actor=3e-3, lr_critic=3e-3, hidden_size=16, num_envs=8, epochs=2, minibatches=2),
+        train=TrainConfig(iterations=60, seeds=2, eval_every=10, eval_episodes=8, chunk=30),
     )
 
 
