@@ -22,26 +22,34 @@ class LSTMState(NamedTuple):
     h: jax.Array
 
 
+def _sigmoid(x: jax.Array) -> jax.Array:
+    # One tanh instead of exp and a division: faster on CPU, same function.
+    return 0.5 * jnp.tanh(0.5 * x) + 0.5
+
+
+def _cell(gates: jax.Array, c_prev: jax.Array):
+    """Gate pre-activations ``[..., 4H]`` (i, f, g, o) -> (activations, c, h)."""
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    i, f, g, o = _sigmoid(i), _sigmoid(f), jnp.tanh(g), _sigmoid(o)
+    c = f * c_prev + i * g
+    tanh_c = jnp.tanh(c)
+    return (i, f, g, o, tanh_c), c, o * tanh_c
+
+
 def lstm_cell(recurrent_kernel: jax.Array, state: LSTMState, input_gates: jax.Array) -> LSTMState:
     """One LSTM step given the input's projection ``[..., 4H]`` (gates i, f, g, o)."""
-    gates = input_gates + state.h @ recurrent_kernel
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return LSTMState(c=c, h=jax.nn.sigmoid(o) * jnp.tanh(c))
+    _, c, h = _cell(input_gates + state.h @ recurrent_kernel, state.c)
+    return LSTMState(c=c, h=h)
 
 
 def _sequence_forward(recurrent_kernel: jax.Array, input_gates: jax.Array):
-    """Scan the LSTM from zero state; returns hidden states and the gate activations."""
+    """Scan the LSTM from zero state; returns hidden states and what the backward pass needs."""
     hidden = recurrent_kernel.shape[0]
     zeros = jnp.zeros(input_gates.shape[1:-1] + (hidden,), input_gates.dtype)
 
     def body(state, gates_x):
-        gates = gates_x + state.h @ recurrent_kernel
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-        c = f * state.c + i * g
-        h = o * jnp.tanh(c)
-        return LSTMState(c, h), (jnp.concatenate([i, f, g, o], axis=-1), c, h)
+        activations, c, h = _cell(gates_x + state.h @ recurrent_kernel, state.c)
+        return LSTMState(c, h), (activations, c, h)
 
     _, (activations, cs, hs) = jax.lax.scan(body, LSTMState(zeros, zeros), input_gates)
     return hs, (activations, cs, hs)
@@ -70,9 +78,7 @@ def _sequence_bwd(saved, d_hs):
 
     def body(carry, slot):
         d_h_next, d_c_next = carry
-        d_h_out, acts, c, c_prev = slot
-        i, f, g, o = jnp.split(acts, 4, axis=-1)
-        tanh_c = jnp.tanh(c)
+        d_h_out, (i, f, g, o, tanh_c), c_prev = slot
         d_h = d_h_out + d_h_next
         d_c = d_c_next + d_h * o * (1.0 - tanh_c**2)
         d_gates = jnp.concatenate(
@@ -82,7 +88,7 @@ def _sequence_bwd(saved, d_hs):
         return (d_gates @ recurrent_kernel.T, d_c * f), d_gates
 
     zeros = jnp.zeros_like(hs[0])
-    _, d_gates = jax.lax.scan(body, (zeros, zeros), (d_hs, activations, cs, prev_cs), reverse=True)
+    _, d_gates = jax.lax.scan(body, (zeros, zeros), (d_hs, activations, prev_cs), reverse=True)
     hidden = recurrent_kernel.shape[0]
     d_kernel = prev_hs.reshape(-1, hidden).T @ d_gates.reshape(-1, 4 * hidden)
     return d_kernel, d_gates
