@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import plots
+from dsa_jax import plots, pruning
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.config import Config
+from dsa_jax.config import Config, PruneConfig
 from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.train import Metrics, TrainState, concat_metrics, make_program
+from dsa_jax.train import Metrics, TrainState, make_program
 
 
 @dataclass
@@ -49,9 +50,37 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None) -> RunResu
 
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
-    program = make_program(config)
-    start = jax.jit(jax.vmap(program.start))
-    state, first = start(seed_keys(config.train.seeds))
+    return train_runs(config, seed_keys(config.train.seeds), None, progress, on_chunk)
+
+
+def train_variants(config: Config, prune_configs: list[PruneConfig], progress: bool = True) -> RunResult:
+    """Several pruning schedules x ``config.train.seeds`` seeds in one compiled program.
+
+    Runs are ordered variant-major (run = variant * seeds + seed). The variants may differ in
+    any traced value (schedule kind, targets, window, shape) but must share ``mode`` and
+    ``scope``, which change the program's structure.
+    """
+    for i, prune in enumerate(prune_configs):
+        for name in ("mode", "scope"):
+            if getattr(prune, name) != getattr(config.prune, name):
+                raise ValueError(
+                    f"prune_configs[{i}].{name} = {getattr(prune, name)!r} is invalid: all variants must share "
+                    f"prune.{name} = {getattr(config.prune, name)!r} (it changes the compiled program)"
+                )
+        Config(env=config.env, algo=config.algo, ppo=config.ppo, prune=prune, train=config.train)  # validates
+    seeds, num_users = config.train.seeds, config.env.num_users
+    schedules = [pruning.make_schedule(p, config.train.iterations, num_users) for p in prune_configs]
+    stacked = jax.tree.map(lambda *xs: jnp.stack([x for x in xs for _ in range(seeds)]), *schedules)
+    keys = jnp.concatenate([seed_keys(seeds)] * len(prune_configs))
+    enabled = any(p.schedule != "none" for p in prune_configs)
+    return train_runs(config, keys, stacked, progress, prune_enabled=enabled)
+
+
+def train_runs(config: Config, keys, schedules, progress: bool, on_chunk=None, prune_enabled=None) -> RunResult:
+    """Train one run per key (with its schedule, if given) under one ``vmap``, chunk by chunk."""
+    program = make_program(config, prune_enabled)
+    start = jax.jit(jax.vmap(program.start, in_axes=(0, None if schedules is None else 0)))
+    state, first = start(keys, schedules)
     parts = [jax.device_get(first)]
     compiled = {}
     bar = tqdm(total=config.train.iterations, disable=not progress, desc="train", unit="it")
@@ -61,7 +90,7 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None) -> RunResu
         state, metrics = compiled[blocks](state)
         parts.append(jax.device_get(metrics))
         bar.update(blocks * config.train.eval_every)
-        bar.set_postfix(eval_return=f"{float(np.mean(metrics.eval.eval_return[:, -1])):.1f}")
+        bar.set_postfix(eval_return=f"{float(np.mean(metrics.eval.outcome.eval_return[:, -1])):.1f}")
         if on_chunk is not None:
             on_chunk(RunResult(config, state, concat_metrics_host(parts)))
     bar.close()
@@ -76,21 +105,29 @@ def concat_metrics_host(parts: list[Metrics]) -> Metrics:
 def eval_rows(metrics: Metrics) -> list[dict]:
     """One dict per evaluation per seed, the ``metrics.csv`` rows."""
     fields = list(EvalMetrics.__dataclass_fields__)
-    num_seeds, num_evals = metrics.eval.eval_return.shape
+    evals = metrics.eval
+    num_seeds, num_evals = evals.outcome.eval_return.shape
+    num_agents = evals.sparsity_deployed.shape[-1]
     rows = []
     for e in range(num_evals):
         for s in range(num_seeds):
             row = {"iteration": int(metrics.eval_iteration[s, e]), "seed": s}
-            row.update({name: float(getattr(metrics.eval, name)[s, e]) for name in fields})
+            row.update({name: float(getattr(evals.outcome, name)[s, e]) for name in fields})
+            for kind in ("scheduled", "measured", "deployed"):
+                values = getattr(evals, f"sparsity_{kind}")[s, e]
+                row.update({f"sparsity_{kind}_{i}": float(values[i]) for i in range(num_agents)})
             rows.append(row)
     return rows
 
 
+def flat_arrays(metrics: Metrics) -> dict[str, np.ndarray]:
+    """``metrics.npz`` entries: 'train/entropy', 'eval/outcome/eval_return', ..."""
+    leaves = jax.tree_util.tree_leaves_with_path(metrics)
+    return {"/".join(str(k.name) for k in path): np.asarray(leaf) for path, leaf in leaves}
+
+
 def write_metrics(run_dir: Path, metrics: Metrics) -> None:
-    arrays = {f"train/{k}": v for k, v in vars_of(metrics.train).items()}
-    arrays.update({f"eval/{k}": v for k, v in vars_of(metrics.eval).items()})
-    arrays["eval_iteration"] = metrics.eval_iteration
-    np.savez(run_dir / "metrics.npz", **arrays)
+    np.savez(run_dir / "metrics.npz", **flat_arrays(metrics))
     rows = eval_rows(metrics)
     with open(run_dir / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -98,14 +135,10 @@ def write_metrics(run_dir: Path, metrics: Metrics) -> None:
         writer.writerows(rows)
 
 
-def vars_of(dataclass_instance) -> dict[str, np.ndarray]:
-    return {name: np.asarray(getattr(dataclass_instance, name)) for name in dataclass_instance.__dataclass_fields__}
-
-
 def reference_levels(config: Config, metrics: Metrics) -> tuple[float, float]:
     """(genie return, closed-form ALOHA return) per episode, for figures and tables."""
     aloha = aloha_expected_reward(config.env, optimal_q(config.env)) * config.env.horizon
-    return float(np.mean(metrics.eval.genie_return)), aloha
+    return float(np.mean(metrics.eval.outcome.genie_return)), aloha
 
 
 def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
@@ -113,10 +146,14 @@ def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
     plots.training_curve(
         run_dir / "training.png",
         metrics.eval_iteration[0],
-        metrics.eval.eval_return,
+        metrics.eval.outcome.eval_return,
         genie,
         aloha,
         title=f"{config.algo} on N={config.env.num_users}, K={config.env.num_channels}, pu={config.env.pu_mode}",
+    )
+    iterations = np.arange(metrics.train.sparsity_scheduled.shape[1])
+    plots.sparsity_curve(
+        run_dir / "sparsity.png", iterations, {config.prune.schedule: metrics.train.sparsity_scheduled.mean(axis=(0, 2))}
     )
 
 
@@ -133,12 +170,13 @@ def run(config: Config, out_dir: str | Path, progress: bool = True) -> RunResult
 
 def summary(config: Config, metrics: Metrics) -> dict:
     """Final evaluation across seeds, next to the reference levels."""
-    final = metrics.eval.eval_return[:, -1]
+    final = metrics.eval.outcome.eval_return[:, -1]
     genie, aloha = reference_levels(config, metrics)
     return {
         "final_eval_return_mean": float(final.mean()),
         "final_eval_return_std": float(final.std()),
-        "final_genie_fraction_mean": float(metrics.eval.genie_fraction[:, -1].mean()),
+        "final_genie_fraction_mean": float(metrics.eval.outcome.genie_fraction[:, -1].mean()),
+        "final_sparsity_deployed_mean": float(metrics.eval.sparsity_deployed[:, -1].mean()),
         "aloha_return": aloha,
         "ratio_to_aloha": float(final.mean() / aloha),
         "genie_return": genie,

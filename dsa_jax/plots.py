@@ -26,3 +26,17 @@ def training_curve(path: Path, iterations: np.ndarray, returns: np.ndarray, geni
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndarray]):
+    """Average sparsity over agents against iterations, one line per scheduler (Fig. 1)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, values in curves.items():
+        ax.plot(iterations, values, label=label)
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("average actor sparsity")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -176,12 +176,13 @@ def ppo_update(
     advantages: jax.Array,
     returns: jax.Array,
     cfg: PPOConfig,
-    transform_actor_params=lambda params: params,
+    actor_masks=None,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state.
 
-    ``transform_actor_params`` maps the live actor weights to the ones the forward pass uses
-    (the pruning module's mask in ``fixed`` mode).
+    With ``actor_masks`` (fixed-mask pruning) the forward pass uses w * m and masked weights
+    receive no update at all (Adam's momentum would otherwise move them), so they keep their
+    value.
     """
     actor_tx, critic_tx = make_optimizers(cfg)
     num_envs = trajectory.rewards.shape[1]
@@ -190,9 +191,10 @@ def ppo_update(
     def minibatch_step(learner: Learner, episodes: jax.Array):
         take = lambda x: jnp.take(x, episodes, axis=1)  # noqa: E731
         batch = jax.tree.map(take, trajectory)
-        loss_fn = lambda p: actor_loss(transform_actor_params(p), model, batch, take(advantages), cfg)  # noqa: E731
+        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
         a_updates, actor_opt_state = jax.vmap(actor_tx.update)(a_grads, learner.actor_opt_state, learner.actor_params)
+        a_updates = _masked(a_updates, actor_masks)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(learner.critic_params, model, batch.obs, take(returns), cfg)
         c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
         learner = Learner(
@@ -210,6 +212,10 @@ def ppo_update(
 
     learner, metrics = jax.lax.scan(epoch, learner, jax.random.split(key, cfg.epochs))
     return learner, jax.tree.map(jnp.mean, metrics)
+
+
+def _masked(tree, masks):
+    return tree if masks is None else jax.tree.map(jnp.multiply, tree, masks)
 
 
 def explained_variance(values: jax.Array, returns: jax.Array) -> jax.Array:

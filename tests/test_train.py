@@ -58,10 +58,10 @@ def test_metric_shapes_and_eval_schedule(trained):
     _, metrics = trained
     seeds, iters, every = CONFIG.train.seeds, CONFIG.train.iterations, CONFIG.train.eval_every
     assert metrics.train.actor_loss.shape == (seeds, iters)
-    assert metrics.eval.eval_return.shape == (seeds, iters // every + 1)
+    assert metrics.eval.outcome.eval_return.shape == (seeds, iters // every + 1)
     np.testing.assert_array_equal(metrics.eval_iteration[0], np.arange(0, iters + 1, every))
     assert np.all(np.isfinite(metrics.train.critic_loss))
-    assert np.all((metrics.eval.genie_fraction >= 0) & (metrics.eval.genie_fraction <= 1))
+    assert np.all((metrics.eval.outcome.genie_fraction >= 0) & (metrics.eval.outcome.genie_fraction <= 1))
 
 
 def with_chunk(config, chunk):
@@ -79,12 +79,12 @@ def test_chunked_run_equals_one_call(trained):
     # make_train batches fewer values under vmap (e.g. Adam's step count stays unbatched), so
     # XLA may round differently in the last bits; the numbers agree to float precision.
     _, metrics = trained
-    np.testing.assert_allclose(metrics.eval.eval_return, chunked.metrics.eval.eval_return, rtol=1e-3)
+    np.testing.assert_allclose(metrics.eval.outcome.eval_return, chunked.metrics.eval.outcome.eval_return, rtol=1e-3)
 
 
 def test_training_raises_the_evaluation_reward(trained):
     _, metrics = trained
-    returns = metrics.eval.eval_return  # [S, E]
+    returns = metrics.eval.outcome.eval_return  # [S, E]
     initial, final = returns[:, 0].mean(), returns[:, -2:].mean()
     # measured on seeds 0, 1: initial 78.5, final 212 (2.7x)
     assert final > 1.5 * initial, (initial, final)
