@@ -1,0 +1,246 @@
+"""Schedules against hand formulas, masks against counts, both modes, deployed sparsity."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dsa_jax import driver, presets, pruning
+from dsa_jax.config import PruneConfig
+from dsa_jax.train import make_program
+
+ITERS = 200  # start = 20, end = 180, period (end - start) / 4 = 40
+
+
+def hand(kind, t, s_i, s_f, e=3.0, a=0.1, period=40.0, decay=0.0, growth=0.0, start=20, end=180):
+    """DESIGN §5's table, written out in plain Python."""
+    if t < start:
+        return 0.0
+    if t >= end:
+        return s_f
+    p = (t - start) / (end - start)
+    cos = s_f + 0.5 * (s_i - s_f) * (1 + math.cos(math.pi * p))
+    if kind == "constant":
+        return s_f
+    if kind == "linear":
+        return s_i + (s_f - s_i) * p
+    if kind == "polynomial":
+        return s_f + (s_i - s_f) * (1 - p) ** e
+    if kind == "cosine":
+        return cos
+    x = t - start
+    wave = a * math.exp(-decay * x) * math.sin(2 * math.pi * x / (period * (1 + growth * x)))
+    return min(max(cos + wave, s_i), s_f)
+
+
+KINDS = ["constant", "linear", "polynomial", "cosine", "harmonic"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_schedules_equal_hand_computation(kind):
+    prune = PruneConfig(schedule=kind, initial=(0.0, 0.1, 0.2), target=(0.5, 0.8, 0.95))
+    for t in [0, 19, 20, 21, 37, 60, 99, 100, 140, 179, 180, 199]:
+        got = np.asarray(pruning.sparsity_at(t, prune, ITERS))
+        want = [hand(kind, t, s_i, s_f) for s_i, s_f in zip(prune.initial, prune.target)]
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{kind} at t={t}")
+
+
+def test_harmonic_shape_options_equal_hand_computation():
+    prune = PruneConfig(schedule="harmonic", target=0.9, amplitude=0.2, period=30.0, amp_decay=0.01, period_growth=0.02)
+    for t in [25, 44, 70, 123, 170]:
+        got = float(pruning.sparsity_at(t, prune, ITERS)[0])
+        assert got == pytest.approx(hand("harmonic", t, 0.0, 0.9, a=0.2, period=30.0, decay=0.01, growth=0.02), abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "polynomial", "cosine"])
+def test_monotone_schedules(kind):
+    values = np.asarray(jax.vmap(lambda t: pruning.sparsity_at(t, PruneConfig(schedule=kind), ITERS))(jnp.arange(ITERS)))
+    assert np.all(np.diff(values[:, 0]) >= -1e-7)
+
+
+def test_harmonic_dips_below_cosine_and_stays_in_range():
+    ts = jnp.arange(ITERS)
+    harmonic = np.asarray(jax.vmap(lambda t: pruning.sparsity_at(t, PruneConfig(schedule="harmonic", initial=0.2), ITERS))(ts))[:, 0]
+    cosine = np.asarray(jax.vmap(lambda t: pruning.sparsity_at(t, PruneConfig(schedule="cosine", initial=0.2), ITERS))(ts))[:, 0]
+    window = slice(20, 180)
+    assert np.any(harmonic[window] < cosine[window] - 0.01)
+    assert np.all((harmonic[window] >= 0.2 - 1e-6) & (harmonic[window] <= 0.95 + 1e-6))
+    assert np.any(np.diff(harmonic[window]) < 0)  # sparsity really goes down: regrowth
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_zero_before_start_and_target_from_end(kind):
+    prune = PruneConfig(schedule=kind, initial=0.3, target=(0.5, 0.8, 0.95))
+    for t in range(0, 20):
+        np.testing.assert_array_equal(pruning.sparsity_at(t, prune, ITERS), 0.0)
+    for t in range(180, 260, 7):
+        np.testing.assert_allclose(pruning.sparsity_at(t, prune, ITERS), [0.5, 0.8, 0.95], atol=1e-7)
+
+
+def test_none_schedule_never_prunes():
+    prune = PruneConfig(schedule="none")
+    assert float(jnp.max(jax.vmap(lambda t: pruning.sparsity_at(t, prune, ITERS))(jnp.arange(300)))) == 0.0
+
+
+def test_pruning_steps():
+    schedule = pruning.make_schedule(PruneConfig(schedule="linear", interval=5), ITERS, 3)
+    steps = [t for t in range(ITERS) if bool(pruning.is_pruning_step(t, schedule))]
+    assert steps == list(range(20, ITERS, 5)) + [199]
+
+
+def agent_params(hidden=8, seed=0):
+    program = make_program(dataclasses.replace(presets.get("quick"), ppo=dataclasses.replace(presets.get("quick").ppo, hidden_size=hidden)))
+    actor_params, _ = program.model.init(jax.random.key(seed))
+    return jax.tree.map(lambda x: x[0], actor_params)  # agent 0
+
+
+@given(st.floats(0.0, 1.0), st.sampled_from(["global", "layerwise"]))
+def test_masks_zero_exactly_floor_s_count_kernels_and_no_biases(sparsity, scope):
+    params = agent_params()
+    masks = pruning.magnitude_masks(params, jnp.float32(sparsity), scope)
+    flat = jax.tree_util.tree_leaves_with_path(masks)
+    removed = 0
+    count = 0
+    for path, mask in flat:
+        mask = np.asarray(mask)
+        assert set(np.unique(mask)) <= {0.0, 1.0}
+        if pruning.is_prunable(path):
+            removed += int((mask == 0).sum())
+            count += mask.size
+            if scope == "layerwise":
+                assert int((mask == 0).sum()) == math.floor(np.float32(sparsity) * mask.size + 1e-3)
+        else:
+            assert mask.all(), path
+    if scope == "global":
+        assert removed == math.floor(np.float32(sparsity) * count + 1e-3)
+    pruned = pruning.apply_masks(params, masks)
+    assert float(pruning.measured_sparsity(pruned)) == pytest.approx(removed / count)
+
+
+def test_masks_remove_the_smallest_magnitudes():
+    params = agent_params()
+    masks = pruning.magnitude_masks(params, jnp.float32(0.6), "global")
+    kept, dropped = [], []
+    for (path, w), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks)):
+        if pruning.is_prunable(path):
+            kept.append(np.abs(np.asarray(w))[np.asarray(m) == 1])
+            dropped.append(np.abs(np.asarray(w))[np.asarray(m) == 0])
+    assert np.concatenate(dropped).max() <= np.concatenate(kept).min()
+
+
+def test_global_and_layerwise_ranking_differ_on_a_crafted_example():
+    params = {"a": {"kernel": jnp.array([1.0, 2.0, 3.0, 4.0])}, "b": {"kernel": jnp.array([10.0, 20.0, 30.0, 40.0])}}
+    global_masks = pruning.magnitude_masks(params, jnp.float32(0.5), "global")
+    layer_masks = pruning.magnitude_masks(params, jnp.float32(0.5), "layerwise")
+    np.testing.assert_array_equal(global_masks["a"]["kernel"], [0, 0, 0, 0])
+    np.testing.assert_array_equal(global_masks["b"]["kernel"], [1, 1, 1, 1])
+    np.testing.assert_array_equal(layer_masks["a"]["kernel"], [0, 0, 1, 1])
+    np.testing.assert_array_equal(layer_masks["b"]["kernel"], [0, 0, 1, 1])
+
+
+def test_ties_break_deterministically():
+    params = {"k": {"kernel": jnp.ones(6)}}
+    masks = pruning.magnitude_masks(params, jnp.float32(0.5), "global")
+    np.testing.assert_array_equal(masks["k"]["kernel"], [0, 0, 0, 1, 1, 1])
+
+
+def mode_program(mode, schedule="constant", target=0.5):
+    config = presets.get("quick")
+    config = dataclasses.replace(config, prune=dataclasses.replace(config.prune, schedule=schedule, target=target, mode=mode))
+    return config, make_program(config)
+
+
+def kernel(state):
+    return np.asarray(state.learner.actor_params["params"]["lstm2"]["recurrent_kernel"])
+
+
+def test_regrow_pruned_weights_grow_back():
+    config, program = mode_program("regrow")
+    state = program.init(jax.random.key(0))
+    start = int(state.schedule.start)
+    state = state.replace(iteration=jnp.int32(start))
+    iterate = jax.jit(program.iteration)
+    pruned, metrics = iterate(state)  # a pruning step at s = 0.5
+    zero = kernel(pruned) == 0
+    assert zero.mean() > 0.3
+    np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)
+    after, metrics = iterate(pruned)  # not a pruning step: the optimiser updates every weight
+    assert not bool(pruning.is_pruning_step(start + 1, state.schedule))
+    assert (kernel(after)[zero] != 0).mean() > 0.9
+    assert np.all(np.asarray(metrics.sparsity_measured) < 0.1)
+
+
+def test_fixed_masked_weights_keep_their_value_and_come_back():
+    config, program = mode_program("fixed")
+    state = program.init(jax.random.key(0))
+    start = int(state.schedule.start)
+    iterate = jax.jit(program.iteration)
+    state, _ = iterate(state.replace(iteration=jnp.int32(start)))  # mask at s = 0.5
+    masked = np.asarray(state.masks["params"]["lstm2"]["recurrent_kernel"]) == 0
+    before = kernel(state)
+    assert masked.mean() > 0.3 and np.all(before[masked] != 0)  # dense shadow weights
+    state, metrics = iterate(state)  # no pruning step
+    np.testing.assert_array_equal(kernel(state)[masked], before[masked])
+    assert np.any(kernel(state)[~masked] != before[~masked])
+    np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)  # live weights w * m
+    # a lower sparsity (as when the harmonic schedule dips) brings masked weights back
+    lower = pruning.make_schedule(dataclasses.replace(config.prune, target=0.1), config.train.iterations, 3)
+    _, masks = pruning.prune_step(state.learner.actor_params, state.masks, jnp.int32(start), lower, "fixed", "global")
+    back = masked & (np.asarray(masks["params"]["lstm2"]["recurrent_kernel"]) == 1)
+    assert back.sum() > 0
+    np.testing.assert_array_equal(kernel(state)[back], before[back])
+
+
+PER_AGENT = (0.5, 0.8, 0.95)
+
+
+@pytest.fixture(scope="module")
+def harmonic_run():
+    config = presets.get("quick")
+    config = dataclasses.replace(config, prune=dataclasses.replace(config.prune, schedule="harmonic", target=PER_AGENT))
+    return config, driver.train_seeds(config, progress=False)
+
+
+def test_deployed_actor_sparsity_equals_scheduled_target(harmonic_run):
+    config, result = harmonic_run
+    count = pruning.prunable_count(jax.tree.map(lambda x: x[0, 0], result.state.learner.actor_params))
+    deployed = result.metrics.eval.sparsity_deployed[:, -1]  # [S, N]
+    expected = [math.floor(np.float32(s) * count + 1e-3) / count for s in PER_AGENT]
+    np.testing.assert_allclose(deployed, np.broadcast_to(expected, deployed.shape), atol=1e-6)
+    np.testing.assert_allclose(result.metrics.eval.sparsity_scheduled[:, -1], np.broadcast_to(PER_AGENT, deployed.shape), atol=1e-6)
+    # the live weights were pruned at the last iteration, so they are as sparse
+    np.testing.assert_allclose(result.metrics.train.sparsity_measured[:, -1], deployed, atol=1e-6)
+
+
+def test_multi_scheduler_run_equals_runs_one_by_one(harmonic_run):
+    config, harmonic = harmonic_run
+    linear_prune = dataclasses.replace(config.prune, schedule="linear")
+    seeds = config.train.seeds
+    part = lambda result, index: jax.tree.map(lambda x: x[index * seeds : (index + 1) * seeds], result.metrics)  # noqa: E731
+    together = driver.train_variants(config, [linear_prune, config.prune], progress=False)
+    # One by one, in a program of the same shape: no cross-talk between variants, bit for bit.
+    for index, prune in enumerate([linear_prune, config.prune]):
+        alone = driver.train_variants(config, [prune, prune], progress=False)
+        for a, b in zip(jax.tree.leaves(part(together, index)), jax.tree.leaves(part(alone, index))):
+            np.testing.assert_array_equal(a, b)
+    # Against a plain single-scheduler run (a program of another batch size, where XLA may
+    # order float sums differently): same schedule, same deployed sparsity, and the same
+    # numbers to float rounding before pruning decisions can amplify the last bits.
+    np.testing.assert_array_equal(part(together, 1).train.sparsity_scheduled, harmonic.metrics.train.sparsity_scheduled)
+    np.testing.assert_array_equal(part(together, 1).eval.sparsity_deployed, harmonic.metrics.eval.sparsity_deployed)
+    early = slice(0, config.train.iterations // 2)
+    np.testing.assert_allclose(
+        part(together, 1).train.actor_loss[:, early], harmonic.metrics.train.actor_loss[:, early], rtol=1e-4, atol=1e-6
+    )
+    assert not np.array_equal(part(together, 0).train.sparsity_scheduled, harmonic.metrics.train.sparsity_scheduled)
+
+
+def test_variants_must_share_mode_and_scope():
+    config = presets.get("quick")
+    with pytest.raises(ValueError, match=r"prune_configs\[1\].mode = 'fixed'"):
+        driver.train_variants(config, [config.prune, dataclasses.replace(config.prune, mode="fixed")], progress=False)
