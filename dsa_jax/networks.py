@@ -97,6 +97,29 @@ def _sequence_bwd(saved, d_hs):
 lstm_sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 
+def orthogonal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
+    """Orthogonal initialiser (as ``flax.linen.initializers.orthogonal``) without LAPACK.
+
+    Batched LAPACK QR on CPU (``jax.vmap`` of an init over agents and seeds) dispatches into
+    XLA's intra-op thread pool and was seen to deadlock it on 2 cores (every pool thread
+    waiting in ``ParallelBatchMap``). Gram-Schmidt with re-orthogonalisation of the same
+    Gaussian matrix gives the Q of a QR with positive diag(R), in plain XLA ops.
+    """
+    rows, cols = shape
+    tall, narrow = max(rows, cols), min(rows, cols)
+    gaussian = jax.random.normal(key, (tall, narrow), jnp.float32)
+
+    def add_column(j, q):
+        v = gaussian[:, j]
+        earlier = jnp.arange(narrow) < j
+        for _ in range(2):  # twice is enough for float32 orthogonality
+            v = v - q @ jnp.where(earlier, q.T @ v, 0.0)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    q = jax.lax.fori_loop(0, narrow, add_column, jnp.zeros((tall, narrow), jnp.float32))
+    return (q.T if rows < cols else q).astype(dtype)
+
+
 class LSTMLayer(nn.Module):
     """Weights of one LSTM layer: input_kernel ``[in, 4H]``, recurrent_kernel ``[H, 4H]``, bias."""
 
@@ -107,7 +130,7 @@ class LSTMLayer(nn.Module):
         gates = 4 * self.hidden_size
         self.input_kernel = self.param("input_kernel", nn.initializers.lecun_normal(), (self.input_size, gates))
         self.recurrent_kernel = self.param(
-            "recurrent_kernel", nn.initializers.orthogonal(), (self.hidden_size, gates)
+            "recurrent_kernel", orthogonal, (self.hidden_size, gates)
         )
         self.bias = self.param("bias", nn.initializers.zeros, (gates,))
 

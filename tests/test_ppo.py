@@ -161,3 +161,16 @@ def test_update_changes_each_agent_independently(first_rollout):
     for i in range(CONFIG.env.num_users):
         assert not np.allclose(before[i], after[i])
     assert np.isfinite(float(metrics.actor_loss)) and np.isfinite(float(metrics.critic_loss))
+
+
+@pytest.mark.parametrize("shape", [(64, 256), (256, 64), (16, 64), (5, 5)])
+def test_lapack_free_orthogonal_init_matches_flax(shape):
+    from flax.linen import initializers
+
+    from dsa_jax.networks import orthogonal
+
+    key = jax.random.key(3)
+    q = np.asarray(orthogonal(key, shape), np.float64)
+    gram = q @ q.T if shape[0] <= shape[1] else q.T @ q
+    np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-5)
+    np.testing.assert_allclose(q, initializers.orthogonal()(key, shape), atol=1e-5)

@@ -1,6 +1,7 @@
 """Schedules against hand formulas, masks against counts, both modes, deployed sparsity."""
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -93,16 +94,20 @@ def test_pruning_steps():
     assert steps == list(range(20, ITERS, 5)) + [199]
 
 
+@functools.lru_cache
 def agent_params(hidden=8, seed=0):
     program = make_program(dataclasses.replace(presets.get("quick"), ppo=dataclasses.replace(presets.get("quick").ppo, hidden_size=hidden)))
     actor_params, _ = program.model.init(jax.random.key(seed))
     return jax.tree.map(lambda x: x[0], actor_params)  # agent 0
 
 
+MASKS = jax.jit(pruning.magnitude_masks, static_argnums=2)
+
+
 @given(st.floats(0.0, 1.0), st.sampled_from(["global", "layerwise"]))
 def test_masks_zero_exactly_floor_s_count_kernels_and_no_biases(sparsity, scope):
     params = agent_params()
-    masks = pruning.magnitude_masks(params, jnp.float32(sparsity), scope)
+    masks = MASKS(params, jnp.float32(sparsity), scope)
     flat = jax.tree_util.tree_leaves_with_path(masks)
     removed = 0
     count = 0
