@@ -7,6 +7,7 @@ _cpu_guard.install()  # before anything imports JAX and starts its backend
 from dsa_jax import presets  # noqa: E402
 from dsa_jax.config import Config, apply_overrides  # noqa: E402
 from dsa_jax.env import EnvParams  # noqa: E402
+from dsa_jax.train import make_train  # noqa: E402
 
-__all__ = ["Config", "EnvParams", "apply_overrides", "presets"]
+__all__ = ["Config", "EnvParams", "apply_overrides", "make_train", "presets"]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from typing import Any
 from dsa_jax.env import EnvParams
 from dsa_jax.validation import check_choice, check_int, check_per_agent, check_real, fail
 
-ALGOS = ("iagc", "aloha")
+ALGOS = ("iagc",)  # drqn, pai and aloha arrive with the baselines issue
 SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
 PRUNE_MODES = ("regrow", "fixed")
 PRUNE_SCOPES = ("global", "layerwise")
