@@ -7,6 +7,7 @@ evaluation per seed) and ``training.png``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def train_variants(config: Config, prune_configs: list[PruneConfig], progress: b
                     f"prune_configs[{i}].{name} = {getattr(prune, name)!r} is invalid: all variants must share "
                     f"prune.{name} = {getattr(config.prune, name)!r} (it changes the compiled program)"
                 )
-        Config(env=config.env, algo=config.algo, ppo=config.ppo, prune=prune, train=config.train)  # validates
+        dataclasses.replace(config, prune=prune)  # validates the variant against the run
     seeds, num_users = config.train.seeds, config.env.num_users
     schedules = [pruning.make_schedule(p, config.train.iterations, num_users) for p in prune_configs]
     stacked = jax.tree.map(lambda *xs: jnp.stack([x for x in xs for _ in range(seeds)]), *schedules)

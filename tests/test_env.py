@@ -125,7 +125,7 @@ def test_same_key_same_episode_and_jit_equals_eager():
     a = full_episode(jax.random.key(7), params)
     b = full_episode(jax.random.key(7), params)
     c = jax.jit(full_episode, static_argnums=1)(jax.random.key(7), params)
-    for x, y, z in zip(a, b, c):
+    for x, y, z in zip(a, b, c, strict=True):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_allclose(x, z, rtol=1e-6)
 

@@ -1,6 +1,5 @@
 """PPO pieces against NumPy loops and hand computations; rollout/replay alignment."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -101,7 +100,7 @@ def test_lstm_sequence_gradient_equals_autodiff():
     ours = jax.grad(loss(lstm_sequence), argnums=(0, 1))(kernel, gates)
     reference = jax.grad(loss(scanned), argnums=(0, 1))(kernel, gates)
     np.testing.assert_allclose(lstm_sequence(kernel, gates), scanned(kernel, gates), atol=1e-6)
-    for a, b in zip(ours, reference):
+    for a, b in zip(ours, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

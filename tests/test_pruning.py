@@ -47,7 +47,7 @@ def test_schedules_equal_hand_computation(kind):
     prune = PruneConfig(schedule=kind, initial=(0.0, 0.1, 0.2), target=(0.5, 0.8, 0.95))
     for t in [0, 19, 20, 21, 37, 60, 99, 100, 140, 179, 180, 199]:
         got = np.asarray(pruning.sparsity_at(t, prune, ITERS))
-        want = [hand(kind, t, s_i, s_f) for s_i, s_f in zip(prune.initial, prune.target)]
+        want = [hand(kind, t, s_i, s_f) for s_i, s_f in zip(prune.initial, prune.target, strict=True)]
         np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{kind} at t={t}")
 
 
@@ -131,7 +131,7 @@ def test_masks_remove_the_smallest_magnitudes():
     params = agent_params()
     masks = pruning.magnitude_masks(params, jnp.float32(0.6), "global")
     kept, dropped = [], []
-    for (path, w), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks)):
+    for (path, w), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks), strict=True):
         if pruning.is_prunable(path):
             kept.append(np.abs(np.asarray(w))[np.asarray(m) == 1])
             dropped.append(np.abs(np.asarray(w))[np.asarray(m) == 0])
@@ -231,7 +231,7 @@ def test_multi_scheduler_run_equals_runs_one_by_one(harmonic_run):
     # One by one, in a program of the same shape: no cross-talk between variants, bit for bit.
     for index, prune in enumerate([linear_prune, config.prune]):
         alone = driver.train_variants(config, [prune, prune], progress=False)
-        for a, b in zip(jax.tree.leaves(part(together, index)), jax.tree.leaves(part(alone, index))):
+        for a, b in zip(jax.tree.leaves(part(together, index)), jax.tree.leaves(part(alone, index)), strict=True):
             np.testing.assert_array_equal(a, b)
     # Against a plain single-scheduler run (a program of another batch size, where XLA may
     # order float sums differently): same schedule, same deployed sparsity, and the same

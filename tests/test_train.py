@@ -31,7 +31,7 @@ def plain(x):
 
 
 def leaves_equal(a, b) -> bool:
-    pairs = list(zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    pairs = list(zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
     return len(pairs) > 0 and all(np.array_equal(plain(x), plain(y)) for x, y in pairs)
 
 
