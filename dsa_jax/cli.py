@@ -1,4 +1,4 @@
-"""``dsa-jax``: train, bench."""
+"""``dsa-jax``: train (and resume), evaluate, export, bench."""
 
 from __future__ import annotations
 
@@ -8,23 +8,80 @@ import sys
 
 from dsa_jax import presets
 from dsa_jax.config import apply_overrides
+from dsa_jax.interrupt import RunInterrupted
+
+DEFAULT_PRESET = "setup_a"
 
 
-def _config(args):
-    config = apply_overrides(presets.get(args.preset), args.set or [])
+def _config(args, base=None):
+    """The preset (or ``base``, e.g. a run's saved config) with ``--seeds`` and ``--set`` applied."""
+    config = base if base is not None and args.preset is None else presets.get(args.preset or DEFAULT_PRESET)
     if getattr(args, "seeds", None) is not None:
         config = apply_overrides(config, [f"train.seeds={args.seeds}"])
-    return config
+    return apply_overrides(config, args.set or [])
 
 
 def cmd_train(args) -> int:
-    from dsa_jax import driver
+    from dsa_jax import driver, rundir
+    from dsa_jax.interrupt import StopRequest
 
-    config = _config(args)
-    out = args.out or f"runs/{args.preset}"
-    result = driver.run(config, out, progress=not args.quiet)
-    print(driver.summary_json(config, result.metrics))
+    if args.resume and args.out and args.out != args.resume:
+        raise ValueError(f"--out = {args.out!r} is invalid with --resume: a resumed run stays in {args.resume}")
+    out = args.resume or args.out or f"runs/{args.preset or DEFAULT_PRESET}"
+    config = _config(args, rundir.read_config(out) if args.resume else None)
+    with StopRequest() as stop:
+        result = driver.run(
+            config, out, not args.quiet, resume=bool(args.resume), overwrite=args.overwrite,
+            fallback=args.fallback, stop=stop,
+        )
+    print(json.dumps(rundir.summary(config, result.metrics), indent=2))
     print(f"run directory: {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dsa_jax.reload import evaluate_run, load_run
+
+    run = load_run(args.run_dir, args.step, fallback=args.fallback)
+    config, table = evaluate_run(run, args.episodes, args.set or [], stream=args.stream)
+    columns = ["eval_return", "eval_return_std", "genie_fraction", "success_rate", "collision_rate", "fairness"]
+    print(f"{args.run_dir} at iteration {run.step}: {config.train.eval_episodes} episodes per seed, stream {args.stream}")
+    print(f"{'seed':>6} " + " ".join(f"{c:>15}" for c in columns) + f" {'sparsity':>9}")
+    for seed in range(len(table["eval_return"])):
+        values = " ".join(f"{table[c][seed]:>15.4f}" for c in columns)
+        print(f"{seed:>6} {values} {table['sparsity_deployed'][seed].mean():>9.4f}")
+    means = " ".join(f"{table[c].mean():>15.4f}" for c in columns)
+    print(f"{'mean':>6} {means} {table['sparsity_deployed'].mean():>9.4f}")
+    out = args.json or f"{args.run_dir}/evaluation_step{run.step}_stream{args.stream}.json"
+    report = {
+        "run_dir": str(args.run_dir),
+        "step": run.step,
+        "stream": args.stream,
+        "overrides": args.set or [],
+        "config": config.to_dict(),
+        "per_seed": {name: values.tolist() for name, values in table.items()},
+        "mean": {name: float(values.mean()) for name, values in table.items()},
+    }
+    with open(out, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"written: {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from dsa_jax.export import export_actors
+    from dsa_jax.reload import load_run
+
+    run = load_run(args.run_dir, args.step, fallback=args.fallback)
+    out = args.out or f"{args.run_dir}/actor_seed{args.seed}.npz"
+    rows = export_actors(run, args.seed, out)
+    print(f"seed {args.seed} at iteration {run.step} -> {out}")
+    print(f"{'agent':>6} {'dense bytes':>12} {'sparse bytes':>13} {'ratio':>7} {'dense MACs':>11} {'sparse MACs':>12}")
+    for r in rows:
+        print(
+            f"{r['agent']:>6} {r['dense_bytes']:>12,} {r['sparse_bytes']:>13,} {r['sparse_bytes'] / r['dense_bytes']:>7.3f} "
+            f"{r['dense_macs']:>11,} {r['sparse_macs']:>12,}"
+        )
     return 0
 
 
@@ -60,15 +117,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p):
-        p.add_argument("--preset", default="setup_a", help=f"one of {', '.join(presets.names())}")
+        p.add_argument("--preset", help=f"one of {', '.join(presets.names())} (default {DEFAULT_PRESET})")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+
+    def restoring(p):
+        p.add_argument("run_dir", help="run directory")
+        p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+        p.add_argument("--fallback", action="store_true", help="if the checkpoint is broken, use the newest readable one")
 
     train = sub.add_parser("train", help="train and write a run directory")
     common(train)
     train.add_argument("--seeds", type=int, help="number of vmapped seeds (train.seeds)")
     train.add_argument("--out", help="run directory (default runs/PRESET)")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--fallback", action="store_true", help="with --resume: skip a broken latest checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved run's policies on fresh episodes")
+    restoring(evaluate)
+    evaluate.add_argument("--episodes", type=int, help="episodes per seed (default: train.eval_episodes)")
+    evaluate.add_argument("--set", action="append", metavar="env.KEY=VALUE", help="change an environment field")
+    evaluate.add_argument("--stream", type=int, default=0, help="0: the in-training evaluation episodes; else other ones")
+    evaluate.add_argument("--json", help="output JSON (default RUN/evaluation_step{N}_stream{S}.json)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser("export", help="write a seed's deployed sparse actors for NumPy inference")
+    restoring(export)
+    export.add_argument("--seed", type=int, default=0, help="which seed's actors")
+    export.add_argument("--out", help="output .npz (default RUN/actor_seed{i}.npz)")
+    export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench.add_argument("what", choices=["env", "train"])
@@ -88,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"dsa-jax: error: {err}", file=sys.stderr)
         return 2
+    except RunInterrupted as stopped:
+        print(f"dsa-jax: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         print("dsa-jax: interrupted", file=sys.stderr)
         return 130

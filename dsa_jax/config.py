@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsa_jax.env import EnvParams
-from dsa_jax.validation import check_choice, check_int, check_per_agent, check_real, fail
+from dsa_jax.validation import (
+    check_choice,
+    check_int,
+    check_per_agent,
+    check_real,
+    fail,
+)
 
 ALGOS = ("iagc",)  # drqn, pai and aloha arrive with the baselines issue
 SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
@@ -113,7 +119,8 @@ class TrainConfig:
     eval_every: int = 25
     eval_episodes: int = 32
     chunk: int = 100
-    checkpoint_every: int = 1
+    checkpoint_every: int = 1  # in chunks
+    keep_checkpoints: int = 3  # the last k are kept; the final one always
 
     def __post_init__(self):
         check_int("train.iterations", self.iterations, 1, 10_000_000)
@@ -122,6 +129,7 @@ class TrainConfig:
         check_int("train.eval_episodes", self.eval_episodes, 1, 1_000_000)
         check_int("train.chunk", self.chunk, 1, 10_000_000)
         check_int("train.checkpoint_every", self.checkpoint_every, 1, 1_000_000)
+        check_int("train.keep_checkpoints", self.keep_checkpoints, 1, 1_000_000)
         if self.iterations % self.eval_every:
             fail(
                 "train.iterations",
@@ -232,3 +240,16 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         else:
             fail(path, text, f"unknown field; use algo or {', '.join(f'{s}.*' for s in sections)}")
     return config
+
+
+def differences(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted paths whose values differ between two configs -> (value in a, value in b)."""
+
+    def flat(data, prefix=""):
+        out = {}
+        for key, value in data.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    left, right = flat(a.to_dict()), flat(b.to_dict())
+    return {path: (left[path], right[path]) for path in left if left[path] != right[path]}

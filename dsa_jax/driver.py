@@ -1,14 +1,14 @@
-"""The Python driver: runs the compiled program in chunks, writes the run directory.
+"""The Python driver: runs the compiled program in chunks, checkpoints, writes the run directory.
 
-A run directory holds ``config.json``, ``metrics.npz``, ``metrics.csv`` (one row per
-evaluation per seed) and ``training.png``.
+Chunks are whole blocks of the same compiled program, so a chunked run, a one-call run and a
+run stopped and resumed from a checkpoint give identical numbers.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import plots, pruning
-from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.config import Config, PruneConfig
-from dsa_jax.evaluation import EvalMetrics
+from dsa_jax import pruning, rundir
+from dsa_jax.checkpoint import Checkpoint, CheckpointStore
+from dsa_jax.config import Config, PruneConfig, differences
+from dsa_jax.interrupt import RunInterrupted, StopRequest
 from dsa_jax.train import Metrics, TrainState, make_program
+
+# Fields that may change when a run is resumed: they do not change its numbers.
+RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints")
 
 
 @dataclass
@@ -38,10 +41,10 @@ def seed_keys(num_seeds: int) -> jax.Array:
     return jax.vmap(jax.random.key)(np.arange(num_seeds))
 
 
-def chunk_plan(config: Config) -> list[int]:
-    """Blocks (of ``eval_every`` iterations) run by each compiled call."""
+def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
+    """Blocks (of ``eval_every`` iterations) run by each compiled call, after ``done_iterations``."""
     per_chunk = config.train.chunk // config.train.eval_every
-    total = config.train.iterations // config.train.eval_every
+    total = (config.train.iterations - done_iterations) // config.train.eval_every
     plan = [per_chunk] * (total // per_chunk)
     return plan + ([total % per_chunk] if total % per_chunk else [])
 
@@ -77,18 +80,33 @@ def train_variants(config: Config, prune_configs: list[PruneConfig], progress: b
     return train_runs(config, keys, stacked, progress, prune_enabled=enabled)
 
 
-def train_runs(config: Config, keys, schedules, progress: bool, on_chunk=None, prune_enabled=None) -> RunResult:
-    """Train one run per key (with its schedule, if given) under one ``vmap``, chunk by chunk."""
+def train_runs(
+    config: Config,
+    keys,
+    schedules,
+    progress: bool,
+    on_chunk: Callable[[RunResult], None] | None = None,
+    prune_enabled: bool | None = None,
+    resume: Checkpoint | None = None,
+) -> RunResult:
+    """Train one run per key (with its schedule, if given) under one ``vmap``, chunk by chunk.
+
+    ``resume`` continues from a checkpoint instead (its state holds the keys and schedules).
+    ``on_chunk(result)`` is called after every chunk.
+    """
     program = make_program(config, prune_enabled)
-    start = jax.jit(jax.vmap(program.start, in_axes=(0, None if schedules is None else 0)))
-    state, first = start(keys, schedules)
-    parts = [jax.device_get(first)]
+    if resume is None:
+        start = jax.jit(jax.vmap(program.start, in_axes=(0, None if schedules is None else 0)))
+        state, first = start(keys, schedules)
+        parts, done = [jax.device_get(first)], 0
+    else:
+        state, parts, done = resume.state, [resume.metrics], resume.step
     compiled = {}
-    bar = tqdm(total=config.train.iterations, disable=not progress, desc="train", unit="it")
-    for blocks in chunk_plan(config):
+    bar = tqdm(total=config.train.iterations, initial=done, disable=not progress, desc="train", unit="it")
+    for blocks in chunk_plan(config, done):
         if blocks not in compiled:
             compiled[blocks] = jax.jit(jax.vmap(lambda s, b=blocks: program.run_blocks(s, b)))
-        state, metrics = compiled[blocks](state)
+        state, metrics = wait_ready(compiled[blocks](state))
         parts.append(jax.device_get(metrics))
         bar.update(blocks * config.train.eval_every)
         bar.set_postfix(eval_return=f"{float(np.mean(metrics.eval.outcome.eval_return[:, -1])):.1f}")
@@ -98,91 +116,84 @@ def train_runs(config: Config, keys, schedules, progress: bool, on_chunk=None, p
     return RunResult(config, state, concat_metrics_host(parts))
 
 
+def wait_ready(tree, poll_seconds: float = 0.05):
+    """Wait for a dispatched computation in Python, so signal handlers run while it computes."""
+    arrays = [jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x for x in jax.tree.leaves(tree)]
+    while not all(array.is_ready() for array in arrays):
+        time.sleep(poll_seconds)
+    return tree
+
+
 def concat_metrics_host(parts: list[Metrics]) -> Metrics:
     """Concatenate per-chunk metrics ``[S, ...]`` along time (axis 1); eval_iteration is per seed."""
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
 
 
-def eval_rows(metrics: Metrics) -> list[dict]:
-    """One dict per evaluation per seed, the ``metrics.csv`` rows."""
-    fields = list(EvalMetrics.__dataclass_fields__)
-    evals = metrics.eval
-    num_seeds, num_evals = evals.outcome.eval_return.shape
-    num_agents = evals.sparsity_deployed.shape[-1]
-    rows = []
-    for e in range(num_evals):
-        for s in range(num_seeds):
-            row = {"iteration": int(metrics.eval_iteration[s, e]), "seed": s}
-            row.update({name: float(getattr(evals.outcome, name)[s, e]) for name in fields})
-            for kind in ("scheduled", "measured", "deployed"):
-                values = getattr(evals, f"sparsity_{kind}")[s, e]
-                row.update({f"sparsity_{kind}_{i}": float(values[i]) for i in range(num_agents)})
-            rows.append(row)
-    return rows
+def run(
+    config: Config,
+    out_dir: str | Path,
+    progress: bool = True,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    fallback: bool = False,
+    stop: StopRequest | None = None,
+) -> RunResult:
+    """Train ``config.train.seeds`` seeds, checkpointing into the run directory ``out_dir``.
 
-
-def flat_arrays(metrics: Metrics) -> dict[str, np.ndarray]:
-    """``metrics.npz`` entries: 'train/entropy', 'eval/outcome/eval_return', ..."""
-    leaves = jax.tree_util.tree_leaves_with_path(metrics)
-    return {"/".join(str(k.name) for k in path): np.asarray(leaf) for path, leaf in leaves}
-
-
-def write_metrics(run_dir: Path, metrics: Metrics) -> None:
-    np.savez(run_dir / "metrics.npz", **flat_arrays(metrics))
-    rows = eval_rows(metrics)
-    with open(run_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def reference_levels(config: Config, metrics: Metrics) -> tuple[float, float]:
-    """(genie return, closed-form ALOHA return) per episode, for figures and tables."""
-    aloha = aloha_expected_reward(config.env, optimal_q(config.env)) * config.env.horizon
-    return float(np.mean(metrics.eval.outcome.genie_return)), aloha
-
-
-def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
-    genie, aloha = reference_levels(config, metrics)
-    plots.training_curve(
-        run_dir / "training.png",
-        metrics.eval_iteration[0],
-        metrics.eval.outcome.eval_return,
-        genie,
-        aloha,
-        title=f"{config.algo} on N={config.env.num_users}, K={config.env.num_channels}, pu={config.env.pu_mode}",
-    )
-    iterations = np.arange(metrics.train.sparsity_scheduled.shape[1])
-    plots.sparsity_curve(
-        run_dir / "sparsity.png", iterations, {config.prune.schedule: metrics.train.sparsity_scheduled.mean(axis=(0, 2))}
-    )
-
-
-def run(config: Config, out_dir: str | Path, progress: bool = True) -> RunResult:
-    """Train and write the run directory."""
+    ``resume`` continues the run saved there (its config must match, except for
+    ``RESUME_FREE_FIELDS``); ``fallback`` resumes from the newest readable checkpoint when the
+    latest is broken. A fresh run refuses a directory that holds a run unless ``overwrite``.
+    When ``stop`` is requested (Ctrl-C), the run checkpoints after the current chunk and raises
+    ``RunInterrupted``.
+    """
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config.to_json())
-    result = train_seeds(config, progress, on_chunk=lambda r: write_metrics(run_dir, r.metrics))
-    write_metrics(run_dir, result.metrics)
-    write_figures(run_dir, config, result.metrics)
+    checkpoint = resume_point(run_dir, config, fallback) if resume else None
+    if not resume:
+        rundir.prepare_fresh(run_dir, config, overwrite)
+    store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)
+    chunks_done = 0
+
+    def on_chunk(result: RunResult) -> None:
+        nonlocal chunks_done
+        chunks_done += 1
+        rundir.write_metrics(run_dir, result.metrics)
+        step = int(np.asarray(result.state.iteration)[0])
+        stopping = stop is not None and stop.requested
+        if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:
+            store.save(config, result.state, result.metrics)
+        if stopping and step < config.train.iterations:
+            raise RunInterrupted(stop.signum, step, run_dir)
+
+    try:
+        result = train_runs(config, seed_keys(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
+    finally:
+        store.close()
+    rundir.write_figures(run_dir, config, result.metrics)
     return result
 
 
-def summary(config: Config, metrics: Metrics) -> dict:
-    """Final evaluation across seeds, next to the reference levels."""
-    final = metrics.eval.outcome.eval_return[:, -1]
-    genie, aloha = reference_levels(config, metrics)
-    return {
-        "final_eval_return_mean": float(final.mean()),
-        "final_eval_return_std": float(final.std()),
-        "final_genie_fraction_mean": float(metrics.eval.outcome.genie_fraction[:, -1].mean()),
-        "final_sparsity_deployed_mean": float(metrics.eval.sparsity_deployed[:, -1].mean()),
-        "aloha_return": aloha,
-        "ratio_to_aloha": float(final.mean() / aloha),
-        "genie_return": genie,
-    }
-
-
-def summary_json(config: Config, metrics: Metrics) -> str:
-    return json.dumps(summary(config, metrics), indent=2)
+def resume_point(run_dir: Path, config: Config, fallback: bool) -> Checkpoint:
+    """The checkpoint to resume from; refuses a config that does not match it."""
+    store = CheckpointStore(run_dir)
+    try:
+        checkpoint = store.restore(fallback=fallback)
+        conflicts = {
+            path: values
+            for path, values in differences(checkpoint.config, config).items()
+            if path not in RESUME_FREE_FIELDS
+        }
+        if conflicts:
+            raise ValueError(
+                f"cannot resume {run_dir}: the config conflicts with its checkpoint in "
+                f"{rundir.describe(conflicts)} (checkpoint -> requested); only "
+                f"{', '.join(RESUME_FREE_FIELDS)} may change on resume"
+            )
+        set_aside = store.set_aside(checkpoint.step)
+        if set_aside:
+            print(f"dsa-jax: resuming from step {checkpoint.step}; unreadable later steps {set_aside} moved to "
+                  f"{run_dir / 'broken_checkpoints'}")
+    finally:
+        store.close()
+    (run_dir / rundir.CONFIG_FILE).write_text(config.to_json())
+    return checkpoint

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dsa_jax.config import Config, PPOConfig, TrainConfig
 from dsa_jax.env import EnvParams
 

@@ -80,6 +80,7 @@ class Program(NamedTuple):
     model: IAGCModel
     init: Callable[[jax.Array, pruning.PruneSchedule | None], TrainState]
     iteration: Callable[[TrainState], tuple[TrainState, IterationMetrics]]
+    deploy: Callable[[TrainState], dict]
     evaluate: Callable[[TrainState], Evaluation]
 
     def run_blocks(self, state: TrainState, num_blocks: int) -> tuple[TrainState, Metrics]:
@@ -158,10 +159,15 @@ def make_program(config: Config, prune_enabled: bool | None = None) -> Program:
         next_state = state.replace(learner=learner, masks=masks, reward_stats=reward_stats, key=key)
         return next_state.replace(iteration=state.iteration + 1), metrics
 
+    def deploy(state: TrainState) -> dict:
+        """The actors ``[N, ...]`` as deployed: masked at s(last completed iteration)."""
+        last = state.iteration - 1
+        return pruning.deployed_actor(state.learner.actor_params, state.masks, last, state.schedule, mode, scope)
+
     def evaluate(state: TrainState) -> Evaluation:
-        """Greedy play of the deployed actors, masked at s(last completed iteration)."""
+        """Greedy play of the deployed actors."""
         params, last = state.learner.actor_params, state.iteration - 1
-        deployed = pruning.deployed_actor(params, state.masks, last, state.schedule, mode, scope)
+        deployed = deploy(state)
 
         def act(key, carry, obs):
             carry, logits = model.actor_step(deployed, carry, obs)
@@ -176,7 +182,7 @@ def make_program(config: Config, prune_enabled: bool | None = None) -> Program:
             sparsity_deployed=jax.vmap(pruning.measured_sparsity)(deployed),
         )
 
-    return Program(config, model, init, iteration, evaluate)
+    return Program(config, model, init, iteration, deploy, evaluate)
 
 
 def concat_metrics(parts: list[Metrics]) -> Metrics:

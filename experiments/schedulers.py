@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
-from dsa_jax import driver, plots, presets
+from dsa_jax import driver, plots, presets, rundir
 from dsa_jax.config import apply_overrides
 
 VARIANTS = {
@@ -57,7 +57,7 @@ def main() -> None:
         }
         curves[name] = result.metrics.train.sparsity_scheduled[rows].mean(axis=(0, 2))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    np.savez(out / "metrics.npz", **driver.flat_arrays(result.metrics))
+    np.savez(out / "metrics.npz", **rundir.flat_arrays(result.metrics))
     plots.sparsity_curve(out / "sparsity.png", np.arange(config.train.iterations), curves)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
 

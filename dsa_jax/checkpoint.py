@@ -1,0 +1,175 @@
+"""Orbax checkpoints of a run: every seed's train state, the metrics so far, and the config.
+
+Layout: ``RUN/checkpoints/<iteration>/{state, history, meta}`` (history: the metrics so far). Orbax writes a step into a
+temporary folder and renames it once complete, and deletes old steps only after a new one is
+committed, so a crash mid-save never destroys the previous good checkpoint. ``meta`` records a
+SHA-256 of the state, so silent corruption is caught on restore, not trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from dsa_jax import __version__
+from dsa_jax.config import Config
+from dsa_jax.train import Metrics, TrainState, make_program
+
+CHECKPOINTS = "checkpoints"
+BROKEN = "broken_checkpoints"  # where a fallback moves steps it could not read
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, partial, corrupted or does not match the requested config."""
+
+
+@dataclass
+class Checkpoint:
+    """A restored step: ``step`` completed iterations; state and metrics have a leading run axis."""
+
+    step: int
+    config: Config
+    state: TrainState
+    metrics: Metrics
+
+
+def storable(state: TrainState) -> TrainState:
+    """The state with its typed PRNG keys as raw ``uint32`` key data (what Orbax stores)."""
+    return state.replace(key=jax.random.key_data(state.key))
+
+
+def unstorable(state: TrainState) -> TrainState:
+    return state.replace(key=jax.random.wrap_key_data(state.key))
+
+
+def state_digest(state: TrainState) -> str:
+    """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(storable(state))):
+        leaf = np.asarray(leaf)
+        digest.update(f"{leaf.dtype}{leaf.shape}".encode())
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return digest.hexdigest()
+
+
+def _run_keys(num_runs: int) -> jax.Array:
+    return jax.vmap(jax.random.key)(np.arange(num_runs))
+
+
+def abstract_state(config: Config, num_runs: int, sharding=None) -> TrainState:
+    """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
+    init = jax.vmap(make_program(config).init)
+    shapes = jax.eval_shape(lambda keys: storable(init(keys)), _run_keys(num_runs))
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
+def _metrics_template(config: Config, num_runs: int) -> Metrics:
+    return jax.eval_shape(jax.vmap(make_program(config).start), _run_keys(num_runs))[1]
+
+
+class CheckpointStore:
+    """The ``checkpoints/`` folder of a run directory."""
+
+    def __init__(self, run_dir: str | Path, keep: int | None = None):
+        self.run_dir = Path(run_dir).absolute()
+        self.directory = self.run_dir / CHECKPOINTS
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=False)
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "history", "meta"))
+
+    def steps(self) -> list[int]:
+        """Committed steps, oldest first (Orbax skips half-written temporary folders)."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
+
+    def save(self, config: Config, state: TrainState, metrics: Metrics) -> int:
+        """Save at the state's iteration (the same for every run); returns that step."""
+        step = int(np.asarray(state.iteration).reshape(-1)[0])
+        num_runs = int(np.asarray(state.iteration).size)
+        meta = {
+            "step": step,
+            "num_runs": num_runs,
+            "config": config.to_dict(),
+            "state_sha256": state_digest(state),
+            "dsa_jax_version": __version__,
+            "jax_version": jax.__version__,
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(storable(state)),
+                history=ocp.args.StandardSave(serialization.to_state_dict(jax.device_get(metrics))),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+        return step
+
+    def restore(self, step: int | None = None, fallback: bool = False, sharding=None) -> Checkpoint:
+        """Restore ``step`` (default: the latest).
+
+        A step that cannot be read raises ``CheckpointError`` naming it; with ``fallback`` the
+        newest older step that reads cleanly is used instead.
+        """
+        steps = self.steps()
+        if not steps:
+            raise CheckpointError(f"{self.run_dir} has no checkpoint (looked in {self.directory})")
+        if step is not None and step not in steps:
+            raise CheckpointError(f"checkpoint step {step} not in {self.directory}; saved steps: {steps}")
+        wanted = steps[-1] if step is None else step
+        candidates = [s for s in reversed(steps) if s <= wanted] if fallback else [wanted]
+        errors = []
+        for candidate in candidates:
+            try:
+                return self._restore_step(candidate, sharding)
+            except CheckpointError as err:
+                errors.append(str(err))
+        hint = "" if fallback or len(steps) < 2 else "; pass --fallback to use the newest readable earlier step"
+        raise CheckpointError("; ".join(errors) + hint)
+
+    def _restore_step(self, step: int, sharding) -> Checkpoint:
+        where = f"checkpoint step {step} in {self.directory}"
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            config = Config.from_dict(meta["config"])
+            target = abstract_state(config, meta["num_runs"], sharding)
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.StandardRestore()),
+            )
+            state = unstorable(restored.state)
+            template = _metrics_template(config, meta["num_runs"])
+            metrics = serialization.from_state_dict(template, jax.tree.map(np.asarray, restored.history))
+        except Exception as err:  # Orbax/TensorStore raise many types for unreadable data
+            raise CheckpointError(f"{where} is unreadable ({type(err).__name__}: {_first_line(err)})") from err
+        if state_digest(state) != meta["state_sha256"]:
+            raise CheckpointError(f"{where} is corrupted (its state does not match the SHA-256 saved with it)")
+        return Checkpoint(step=step, config=config, state=state, metrics=metrics)
+
+    def set_aside(self, after_step: int) -> list[int]:
+        """Move steps newer than ``after_step`` to ``RUN/broken_checkpoints/`` (kept, not deleted)."""
+        moved = [s for s in self.steps() if s > after_step]
+        for step in moved:
+            target = self.run_dir / BROKEN / str(step)
+            target.parent.mkdir(exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(self.directory / str(step)), target)
+        self._manager.reload()
+        return moved
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else ""
