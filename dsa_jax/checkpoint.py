@@ -20,7 +20,8 @@ from flax import serialization
 
 from dsa_jax import __version__
 from dsa_jax.config import Config
-from dsa_jax.train import Metrics, TrainState, make_program
+from dsa_jax.program import Metrics, State
+from dsa_jax.train import make_program
 
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"  # where a fallback moves steps it could not read
@@ -36,20 +37,20 @@ class Checkpoint:
 
     step: int
     config: Config
-    state: TrainState
+    state: State
     metrics: Metrics
 
 
-def storable(state: TrainState) -> TrainState:
+def storable(state: State) -> State:
     """The state with its typed PRNG keys as raw ``uint32`` key data (what Orbax stores)."""
     return state.replace(key=jax.random.key_data(state.key))
 
 
-def unstorable(state: TrainState) -> TrainState:
+def unstorable(state: State) -> State:
     return state.replace(key=jax.random.wrap_key_data(state.key))
 
 
-def state_digest(state: TrainState) -> str:
+def state_digest(state: State) -> str:
     """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(jax.device_get(storable(state))):
@@ -63,7 +64,7 @@ def _run_keys(num_runs: int) -> jax.Array:
     return jax.vmap(jax.random.key)(np.arange(num_runs))
 
 
-def abstract_state(config: Config, num_runs: int, sharding=None) -> TrainState:
+def abstract_state(config: Config, num_runs: int, sharding=None) -> State:
     """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
     init = jax.vmap(make_program(config).init)
     shapes = jax.eval_shape(lambda keys: storable(init(keys)), _run_keys(num_runs))
@@ -88,7 +89,7 @@ class CheckpointStore:
         self._manager.reload()
         return sorted(self._manager.all_steps())
 
-    def save(self, config: Config, state: TrainState, metrics: Metrics) -> int:
+    def save(self, config: Config, state: State, metrics: Metrics) -> int:
         """Save at the state's iteration (the same for every run); returns that step."""
         step = int(np.asarray(state.iteration).reshape(-1)[0])
         num_runs = int(np.asarray(state.iteration).size)

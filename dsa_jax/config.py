@@ -13,6 +13,7 @@ from typing import Any
 
 from dsa_jax.env import EnvParams
 from dsa_jax.validation import (
+    check_bool,
     check_choice,
     check_int,
     check_per_agent,
@@ -20,7 +21,10 @@ from dsa_jax.validation import (
     fail,
 )
 
-ALGOS = ("iagc",)  # drqn, pai and aloha arrive with the baselines issue
+ALGOS = ("iagc", "drqn", "pai", "aloha")
+PAI_STRUCTURES = ("structured", "unstructured")
+# prune.target = None means the algorithm's default: the gradual schedules' end point, or PaI's.
+DEFAULT_TARGET = {"iagc": 0.95, "pai": 0.5}
 SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
 PRUNE_MODES = ("regrow", "fixed")
 PRUNE_SCOPES = ("global", "layerwise")
@@ -68,15 +72,56 @@ class PPOConfig:
 
 
 @dataclass(frozen=True)
+class DQNConfig:
+    """Recurrent DQN with parameter sharing (``dqn.*``); the network is ``ppo.hidden_size`` wide
+    and each iteration collects ``ppo.num_envs`` episodes, the same budget as IAGC."""
+
+    lr: float = 1e-3
+    gamma: float = 0.9
+    buffer_episodes: int = 512
+    batch_episodes: int = 16
+    updates: int = 4  # gradient steps per iteration
+    target_sync: int = 10  # iterations between target-network syncs
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_frac: float = 0.5  # fraction of the iterations over which epsilon decays linearly
+    double: bool = True
+    dueling: bool = False
+    max_grad_norm: float = 10.0
+    reward_scale: float = 0.1
+    # Deployed policy: softmax(eval_beta * Q) sampled (Naparstek & Cohen's Boltzmann rule);
+    # 0 = greedy. Greedy clones of one network act identically on identical histories.
+    eval_beta: float = 0.0
+
+    def __post_init__(self):
+        check_real("dqn.lr", self.lr, 0.0, 1.0, open_low=True)
+        check_real("dqn.gamma", self.gamma, 0.0, 1.0)
+        check_int("dqn.buffer_episodes", self.buffer_episodes, 1, 10_000_000)
+        check_int("dqn.batch_episodes", self.batch_episodes, 1, 1_000_000)
+        check_int("dqn.updates", self.updates, 1, 10_000)
+        check_int("dqn.target_sync", self.target_sync, 1, 10_000_000)
+        check_real("dqn.eps_start", self.eps_start, 0.0, 1.0)
+        check_real("dqn.eps_end", self.eps_end, 0.0, 1.0)
+        check_real("dqn.eps_decay_frac", self.eps_decay_frac, 0.0, 1.0)
+        check_bool("dqn.double", self.double)
+        check_bool("dqn.dueling", self.dueling)
+        check_real("dqn.max_grad_norm", self.max_grad_norm, 0.0, 1e6, open_low=True)
+        check_real("dqn.reward_scale", self.reward_scale, 0.0, 1e6, open_low=True)
+        check_real("dqn.eval_beta", self.eval_beta, 0.0, 1e6)
+
+
+@dataclass(frozen=True)
 class PruneConfig:
     """Gradual magnitude pruning of the actors (``prune.*``).
 
-    ``target`` and ``initial`` are one sparsity for every agent or a tuple with one per agent.
-    ``period`` None means (end - start) / 4 iterations.
+    ``target`` and ``initial`` are one sparsity for every agent or a tuple with one per agent;
+    ``target`` None means the algorithm's default (``DEFAULT_TARGET``: 0.95 for IAGC's
+    schedules, 0.5 for PaI). ``period`` None means (end - start) / 4 iterations.
+    ``pai_masks`` is PaI's mask kind (``structured``: hidden units, ``unstructured``: weights).
     """
 
     schedule: str = "none"
-    target: float | tuple[float, ...] = 0.95
+    target: float | tuple[float, ...] | None = None
     initial: float | tuple[float, ...] = 0.0
     start_frac: float = 0.1
     end_frac: float = 0.9
@@ -88,6 +133,11 @@ class PruneConfig:
     period_growth: float = 0.0
     mode: str = "regrow"
     scope: str = "global"
+    pai_masks: str = "structured"
+
+    def target_for(self, algo: str):
+        """The target sparsity (float or per-agent tuple) that ``algo`` uses."""
+        return DEFAULT_TARGET.get(algo, DEFAULT_TARGET["iagc"]) if self.target is None else self.target
 
     def __post_init__(self):
         for name in ("target", "initial"):
@@ -108,6 +158,7 @@ class PruneConfig:
         check_real("prune.period_growth", self.period_growth, 0.0, 1e3)
         check_choice("prune.mode", self.mode, PRUNE_MODES)
         check_choice("prune.scope", self.scope, PRUNE_SCOPES)
+        check_choice("prune.pai_masks", self.pai_masks, PAI_STRUCTURES)
 
 
 @dataclass(frozen=True)
@@ -147,13 +198,20 @@ class Config:
     env: EnvParams = field(default_factory=EnvParams)
     algo: str = "iagc"
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGOS)
         n = self.env.num_users
-        check_per_agent("prune.target", self.prune.target, n, 0.0, 1.0)
+        check_per_agent("prune.target", self.prune.target_for(self.algo), n, 0.0, 1.0)
+        if self.algo == "drqn" and self.dqn.buffer_episodes < self.ppo.num_envs:
+            fail(
+                "dqn.buffer_episodes",
+                self.dqn.buffer_episodes,
+                f"must be >= ppo.num_envs = {self.ppo.num_envs} (the episodes added per iteration)",
+            )
         check_per_agent("prune.initial", self.prune.initial, n, 0.0, 1.0)
         rollout = self.ppo.num_envs * self.env.horizon * n * max(self.env.obs_dim, self.ppo.hidden_size)
         if rollout > MAX_ELEMENTS:
@@ -193,7 +251,7 @@ class Config:
 
 
 def _section_types() -> dict[str, type]:
-    return {"env": EnvParams, "ppo": PPOConfig, "prune": PruneConfig, "train": TrainConfig}
+    return {"env": EnvParams, "ppo": PPOConfig, "dqn": DQNConfig, "prune": PruneConfig, "train": TrainConfig}
 
 
 def _parse_value(text: str) -> Any:

@@ -21,7 +21,8 @@ from dsa_jax import pruning, rundir
 from dsa_jax.checkpoint import Checkpoint, CheckpointStore
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
-from dsa_jax.train import Metrics, TrainState, make_program
+from dsa_jax.program import Metrics, State
+from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed: they do not change its numbers.
 RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints")
@@ -32,7 +33,7 @@ class RunResult:
     """Final state (leading seed axis) and the host-side metrics of a run."""
 
     config: Config
-    state: TrainState
+    state: State
     metrics: Metrics
 
 

@@ -48,8 +48,23 @@ class EvalMetrics:
     fairness: jax.Array
 
 
-def run_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any]) -> EpisodeStats:
-    """Play one whole episode (``lax.scan`` over the T slots) and total its outcomes."""
+@struct.dataclass
+class EpisodeTrace:
+    """One episode slot by slot: obs ``[T, N, D]`` (what each action was chosen on), actions
+    ``[T, N]``, reward and optimum ``[T]``, success/collision/busy ``[T, N]`` bool, snr ``[T, N]``."""
+
+    obs: jax.Array
+    actions: jax.Array
+    reward: jax.Array
+    optimum: jax.Array
+    success: jax.Array
+    collision: jax.Array
+    busy: jax.Array
+    snr: jax.Array
+
+
+def play_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any]) -> EpisodeTrace:
+    """Play one whole episode (``lax.scan`` over the T slots) and record every slot."""
     reset_key, episode_key = jax.random.split(key)
     obs, state = dsa_env.reset(reset_key, params)
 
@@ -57,23 +72,26 @@ def run_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callabl
         obs, state, policy_carry = carry
         act_key, step_key = jax.random.split(slot_key)
         policy_carry, actions = act(act_key, policy_carry, obs)
-        obs, state, reward, _, info = dsa_env.step(step_key, state, actions, params)
-        outcome = (reward, info.optimum, info.success, info.collision, info.busy, actions == 0, info.snr)
-        return (obs, state, policy_carry), outcome
+        next_obs, state, reward, _, info = dsa_env.step(step_key, state, actions, params)
+        record = EpisodeTrace(obs, actions, reward, info.optimum, info.success, info.collision, info.busy, info.snr)
+        return (next_obs, state, policy_carry), record
 
     keys = jax.random.split(episode_key, params.horizon)
-    _, (reward, optimum, success, collision, busy, idle, snr) = jax.lax.scan(
-        slot, (obs, state, init_carry()), keys
-    )
+    return jax.lax.scan(slot, (obs, state, init_carry()), keys)[1]
+
+
+def run_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any]) -> EpisodeStats:
+    """Play one whole episode and total its outcomes."""
+    trace = play_episode(key, params, act, init_carry)
     count = lambda x: jnp.sum(x, axis=0, dtype=jnp.int32)  # noqa: E731
     return EpisodeStats(
-        reward=jnp.sum(reward),
-        optimum=jnp.sum(optimum),
-        successes=count(success),
-        collisions=count(collision),
-        busy=count(busy),
-        idle=count(idle),
-        user_snr=jnp.sum(snr, axis=0),
+        reward=jnp.sum(trace.reward),
+        optimum=jnp.sum(trace.optimum),
+        successes=count(trace.success),
+        collisions=count(trace.collision),
+        busy=count(trace.busy),
+        idle=count(trace.actions == 0),
+        user_snr=jnp.sum(trace.snr, axis=0),
     )
 
 

@@ -177,12 +177,15 @@ def ppo_update(
     returns: jax.Array,
     cfg: PPOConfig,
     actor_masks=None,
+    shared_actor: bool = False,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state.
 
     With ``actor_masks`` (fixed-mask pruning) the forward pass uses w * m and masked weights
     receive no update at all (Adam's momentum would otherwise move them), so they keep their
-    value.
+    value. With ``shared_actor`` (PaI) the learner holds one actor without an agent axis, agent i
+    acts with w * m_i, and the shared weights' gradient is the sum of the agents' gradients
+    (autodiff through the broadcast), clipped and applied by one optimiser.
     """
     actor_tx, critic_tx = make_optimizers(cfg)
     num_envs = trajectory.rewards.shape[1]
@@ -193,8 +196,12 @@ def ppo_update(
         batch = jax.tree.map(take, trajectory)
         loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
-        a_updates, actor_opt_state = jax.vmap(actor_tx.update)(a_grads, learner.actor_opt_state, learner.actor_params)
-        a_updates = _masked(a_updates, actor_masks)
+        if shared_actor:
+            a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)
+        else:
+            update = jax.vmap(actor_tx.update)
+            a_updates, actor_opt_state = update(a_grads, learner.actor_opt_state, learner.actor_params)
+            a_updates = _masked(a_updates, actor_masks)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(learner.critic_params, model, batch.obs, take(returns), cfg)
         c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
         learner = Learner(

@@ -50,7 +50,7 @@ def make_schedule(prune: PruneConfig, iterations: int, num_agents: int) -> Prune
     return PruneSchedule(
         kind=jnp.int32(SCHEDULE_INDEX[prune.schedule]),
         initial=_per_agent(prune.initial, num_agents),
-        target=_per_agent(prune.target, num_agents),
+        target=_per_agent(prune.target_for("iagc"), num_agents),
         start=jnp.int32(start),
         end=jnp.int32(end),
         interval=jnp.int32(prune.interval),
@@ -95,7 +95,7 @@ def sparsity_at(t, prune: PruneConfig, iterations: int) -> jax.Array:
 
     Pass a per-agent ``target`` (or ``initial``) to get one value per agent.
     """
-    num_agents = max(len(v) if isinstance(v, tuple) else 1 for v in (prune.target, prune.initial))
+    num_agents = max(len(v) if isinstance(v, tuple) else 1 for v in (prune.target_for("iagc"), prune.initial))
     return scheduled_sparsity(t, make_schedule(prune, iterations, num_agents))
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from dsa_jax.checkpoint import CheckpointStore, abstract_state
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.train import Metrics, TrainState, make_program
+from dsa_jax.program import Metrics, State
+from dsa_jax.train import make_program
 
 
 @dataclass
@@ -28,9 +29,9 @@ class LoadedRun:
     step: int
     config: Config
     metrics: Metrics
-    state: TrainState
+    state: State
 
-    def seed_state(self, seed: int) -> TrainState:
+    def seed_state(self, seed: int) -> State:
         """The state of one seed (no leading axis)."""
         num_seeds = int(np.asarray(self.state.iteration).size)
         if not 0 <= seed < num_seeds:

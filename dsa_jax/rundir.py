@@ -19,7 +19,7 @@ from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
 from dsa_jax.checkpoint import BROKEN, CHECKPOINTS
 from dsa_jax.config import Config, differences
 from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.train import Metrics
+from dsa_jax.program import Metrics
 
 CONFIG_FILE = "config.json"
 RUN_FILES = (CONFIG_FILE, "metrics.npz", "metrics.csv", "training.png", "sparsity.png", CHECKPOINTS, BROKEN)

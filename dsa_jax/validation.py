@@ -51,3 +51,8 @@ def check_per_agent(field: str, value, num_agents: int, low: float, high: float)
             check_real(f"{field}[{i}]", v, low, high)
     else:
         check_real(field, value, low, high)
+
+
+def check_bool(field: str, value) -> None:
+    if not isinstance(value, bool):
+        fail(field, value, "must be true or false")

@@ -1,0 +1,72 @@
+"""Pruning at initialisation with parameter sharing (Kim & Sung 2023): one shared actor, and for
+each agent its own random mask, drawn once and never changed.
+
+``structured`` (default) removes a random subset of floor(s * H) hidden units from each LSTM
+layer: every kernel entry feeding a removed unit's gates, or read from its output, is masked,
+so the agent's network is a genuinely smaller LSTM. ``unstructured`` removes floor(s * count)
+random kernel weights over the whole network. Biases are never masked.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dsa_jax import pruning
+
+STRUCTURES = ("structured", "unstructured")
+
+
+def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
+    """float32 ``[H]``: 1 for the H - floor(s * H) units kept, a uniformly random subset."""
+    removed = jnp.floor(sparsity * hidden + 1e-3)
+    return (jax.random.permutation(key, hidden) >= removed).astype(jnp.float32)
+
+
+def _gates(units: jax.Array) -> jax.Array:
+    """Unit mask ``[H]`` -> gate-column mask ``[4H]`` (gates i, f, g, o of each unit)."""
+    return jnp.tile(units, 4)
+
+
+def structured_mask(key: jax.Array, shared, sparsity: jax.Array):
+    """One agent's mask (same tree as ``shared``) removing floor(s * H) units per LSTM layer."""
+    params = shared["params"]
+    hidden = params["lstm1"]["recurrent_kernel"].shape[0]
+    first, second = (_unit_keep(k, hidden, sparsity) for k in jax.random.split(key))
+    ones = lambda x: jnp.ones_like(x)  # noqa: E731
+    masks = {
+        "lstm1": {
+            "input_kernel": jnp.broadcast_to(_gates(first), params["lstm1"]["input_kernel"].shape),
+            "recurrent_kernel": first[:, None] * _gates(first)[None, :],
+            "bias": ones(params["lstm1"]["bias"]),
+        },
+        "lstm2": {
+            "input_kernel": first[:, None] * _gates(second)[None, :],
+            "recurrent_kernel": second[:, None] * _gates(second)[None, :],
+            "bias": ones(params["lstm2"]["bias"]),
+        },
+        "head": {
+            "kernel": jnp.broadcast_to(second[:, None], params["head"]["kernel"].shape),
+            "bias": ones(params["head"]["bias"]),
+        },
+    }
+    return {"params": masks}
+
+
+def unstructured_mask(key: jax.Array, shared, sparsity: jax.Array):
+    """One agent's mask removing floor(s * count) uniformly random kernel weights."""
+    leaves, treedef = jax.tree.flatten(shared)
+    scores = [jax.random.uniform(k, leaf.shape) for k, leaf in zip(jax.random.split(key, len(leaves)), leaves, strict=True)]
+    return pruning.magnitude_masks(jax.tree.unflatten(treedef, scores), sparsity, "global")
+
+
+def agent_masks(key: jax.Array, shared, sparsity: jax.Array, structure: str):
+    """Masks ``[N, ...]`` at per-agent sparsity ``[N]``, one independent draw per agent."""
+    draw = structured_mask if structure == "structured" else unstructured_mask
+    keys = jax.random.split(key, sparsity.shape[0])
+    return jax.vmap(lambda k, s: draw(k, shared, s))(keys, sparsity)
+
+
+def shared_parameter_count(shared) -> int:
+    """Parameters of the one shared network (what is stored once for all agents)."""
+    return sum(leaf.size for leaf in jax.tree.leaves(shared))
