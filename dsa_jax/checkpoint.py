@@ -21,6 +21,7 @@ from flax import serialization
 from dsa_jax import __version__
 from dsa_jax.config import Config
 from dsa_jax.program import Metrics, State
+from dsa_jax.sharding import run_sharding, to_host
 from dsa_jax.train import make_program
 
 CHECKPOINTS = "checkpoints"
@@ -53,7 +54,7 @@ def unstorable(state: State) -> State:
 def state_digest(state: State) -> str:
     """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
     digest = hashlib.sha256()
-    for leaf in jax.tree.leaves(jax.device_get(storable(state))):
+    for leaf in jax.tree.leaves(to_host(storable(state))):
         leaf = np.asarray(leaf)
         digest.update(f"{leaf.dtype}{leaf.shape}".encode())
         digest.update(np.ascontiguousarray(leaf).tobytes())
@@ -69,6 +70,13 @@ def abstract_state(config: Config, num_runs: int, sharding=None) -> State:
     init = jax.vmap(make_program(config).init)
     shapes = jax.eval_shape(lambda keys: storable(init(keys)), _run_keys(num_runs))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
+def placement(num_runs: int, mesh=None):
+    """Where restored arrays go: split over ``mesh`` if ``num_runs`` divides evenly, else device 0."""
+    if mesh is not None and num_runs % mesh.size == 0:
+        return run_sharding(mesh)
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
 def _metrics_template(config: Config, num_runs: int) -> Metrics:
@@ -91,8 +99,8 @@ class CheckpointStore:
 
     def save(self, config: Config, state: State, metrics: Metrics) -> int:
         """Save at the state's iteration (the same for every run); returns that step."""
-        step = int(np.asarray(state.iteration).reshape(-1)[0])
-        num_runs = int(np.asarray(state.iteration).size)
+        iterations = np.asarray(to_host(state.iteration)).reshape(-1)
+        step, num_runs = int(iterations[0]), int(iterations.size)
         meta = {
             "step": step,
             "num_runs": num_runs,
@@ -114,8 +122,9 @@ class CheckpointStore:
         self._manager.wait_until_finished()
         return step
 
-    def restore(self, step: int | None = None, fallback: bool = False, sharding=None) -> Checkpoint:
-        """Restore ``step`` (default: the latest).
+    def restore(self, step: int | None = None, fallback: bool = False, mesh=None) -> Checkpoint:
+        """Restore ``step`` (default: the latest), onto any device count: split over ``mesh``
+        when the run count divides evenly, else onto the first local device.
 
         A step that cannot be read raises ``CheckpointError`` naming it; with ``fallback`` the
         newest older step that reads cleanly is used instead.
@@ -130,18 +139,18 @@ class CheckpointStore:
         errors = []
         for candidate in candidates:
             try:
-                return self._restore_step(candidate, sharding)
+                return self._restore_step(candidate, mesh)
             except CheckpointError as err:
                 errors.append(str(err))
         hint = "" if fallback or len(steps) < 2 else "; pass --fallback to use the newest readable earlier step"
         raise CheckpointError("; ".join(errors) + hint)
 
-    def _restore_step(self, step: int, sharding) -> Checkpoint:
+    def _restore_step(self, step: int, mesh) -> Checkpoint:
         where = f"checkpoint step {step} in {self.directory}"
         try:
             meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             config = Config.from_dict(meta["config"])
-            target = abstract_state(config, meta["num_runs"], sharding)
+            target = abstract_state(config, meta["num_runs"], placement(meta["num_runs"], mesh))
             restored = self._manager.restore(
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.StandardRestore()),

@@ -24,7 +24,9 @@ def _config(args, base=None):
 def cmd_train(args) -> int:
     from dsa_jax import driver, rundir
     from dsa_jax.interrupt import StopRequest
+    from dsa_jax.sharding import initialize_distributed
 
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     if args.resume and args.out and args.out != args.resume:
         raise ValueError(f"--out = {args.out!r} is invalid with --resume: a resumed run stays in {args.resume}")
     out = args.resume or args.out or f"runs/{args.preset or DEFAULT_PRESET}"
@@ -133,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fallback", action="store_true", help="with --resume: skip a broken latest checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--coordinator", help="multi-host: coordinator host:port (or $DSA_JAX_COORDINATOR)")
+    train.add_argument("--num-processes", type=int, help="multi-host: number of processes (or $DSA_JAX_NUM_PROCESSES)")
+    train.add_argument("--process-id", type=int, help="multi-host: this process's index (or $DSA_JAX_PROCESS_ID)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved run's policies on fresh episodes")

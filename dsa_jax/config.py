@@ -172,6 +172,7 @@ class TrainConfig:
     chunk: int = 100
     checkpoint_every: int = 1  # in chunks
     keep_checkpoints: int = 3  # the last k are kept; the final one always
+    devices: int | None = None  # devices the run axis is split over; None = all local devices
 
     def __post_init__(self):
         check_int("train.iterations", self.iterations, 1, 10_000_000)
@@ -181,6 +182,8 @@ class TrainConfig:
         check_int("train.chunk", self.chunk, 1, 10_000_000)
         check_int("train.checkpoint_every", self.checkpoint_every, 1, 1_000_000)
         check_int("train.keep_checkpoints", self.keep_checkpoints, 1, 1_000_000)
+        if self.devices is not None:
+            check_int("train.devices", self.devices, 1, 1_000_000)
         if self.iterations % self.eval_every:
             fail(
                 "train.iterations",

@@ -13,19 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import pruning, rundir
-from dsa_jax.checkpoint import Checkpoint, CheckpointStore
+from dsa_jax import pruning, rundir, sharding
+from dsa_jax.checkpoint import Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
 from dsa_jax.program import Metrics, State
 from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed: they do not change its numbers.
-RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints")
+RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints", "train.devices")
 
 
 @dataclass
@@ -55,7 +54,7 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None) -> RunResu
 
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
-    return train_runs(config, seed_keys(config.train.seeds), None, progress, on_chunk)
+    return train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk)
 
 
 def train_variants(config: Config, prune_configs: list[PruneConfig], progress: bool = True) -> RunResult:
@@ -75,46 +74,54 @@ def train_variants(config: Config, prune_configs: list[PruneConfig], progress: b
         dataclasses.replace(config, prune=prune)  # validates the variant against the run
     seeds, num_users = config.train.seeds, config.env.num_users
     schedules = [pruning.make_schedule(p, config.train.iterations, num_users) for p in prune_configs]
-    stacked = jax.tree.map(lambda *xs: jnp.stack([x for x in xs for _ in range(seeds)]), *schedules)
-    keys = jnp.concatenate([seed_keys(seeds)] * len(prune_configs))
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs for _ in range(seeds)]), *schedules)
+    run_seeds = np.tile(np.arange(seeds), len(prune_configs))
     enabled = any(p.schedule != "none" for p in prune_configs)
-    return train_runs(config, keys, stacked, progress, prune_enabled=enabled)
+    return train_runs(config, run_seeds, stacked, progress, prune_enabled=enabled)
 
 
 def train_runs(
     config: Config,
-    keys,
+    seeds: np.ndarray,
     schedules,
     progress: bool,
     on_chunk: Callable[[RunResult], None] | None = None,
     prune_enabled: bool | None = None,
     resume: Checkpoint | None = None,
 ) -> RunResult:
-    """Train one run per key (with its schedule, if given) under one ``vmap``, chunk by chunk.
+    """Train one run per seed (``jax.random.key(seed)``, with its schedule if given) under one
+    ``vmap``, the run axis sharded over ``train.devices`` devices, chunk by chunk.
 
     ``resume`` continues from a checkpoint instead (its state holds the keys and schedules).
     ``on_chunk(result)`` is called after every chunk.
     """
     program = make_program(config, prune_enabled)
+    mesh = sharding.run_mesh(config)
+    placement = sharding.run_sharding(mesh)
+    num_runs = len(seeds) if resume is None else int(np.asarray(resume.state.iteration).size)
+    padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
-        start = jax.jit(jax.vmap(program.start, in_axes=(0, None if schedules is None else 0)))
-        state, first = start(keys, schedules)
-        parts, done = [jax.device_get(first)], 0
+        start = jax.vmap(lambda seed, schedule: program.start(jax.random.key(seed), schedule), in_axes=(0, None if schedules is None else 0))
+        inputs = [None if x is None else sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules)]
+        state, first = jax.jit(start, out_shardings=placement)(*inputs)
+        parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
     else:
-        state, parts, done = resume.state, [resume.metrics], resume.step
+        host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
+        state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
     compiled = {}
     bar = tqdm(total=config.train.iterations, initial=done, disable=not progress, desc="train", unit="it")
     for blocks in chunk_plan(config, done):
         if blocks not in compiled:
-            compiled[blocks] = jax.jit(jax.vmap(lambda s, b=blocks: program.run_blocks(s, b)))
+            run_blocks = jax.vmap(lambda s, b=blocks: program.run_blocks(s, b))
+            compiled[blocks] = jax.jit(run_blocks, out_shardings=placement)
         state, metrics = wait_ready(compiled[blocks](state))
-        parts.append(jax.device_get(metrics))
+        parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
         bar.update(blocks * config.train.eval_every)
-        bar.set_postfix(eval_return=f"{float(np.mean(metrics.eval.outcome.eval_return[:, -1])):.1f}")
+        bar.set_postfix(eval_return=f"{float(np.mean(parts[-1].eval.outcome.eval_return[:, -1])):.1f}")
         if on_chunk is not None:
-            on_chunk(RunResult(config, state, concat_metrics_host(parts)))
+            on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
     bar.close()
-    return RunResult(config, state, concat_metrics_host(parts))
+    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
 
 
 def wait_ready(tree, poll_seconds: float = 0.05):
@@ -149,8 +156,9 @@ def run(
     ``RunInterrupted``.
     """
     run_dir = Path(out_dir)
-    checkpoint = resume_point(run_dir, config, fallback) if resume else None
-    if not resume:
+    main_process = jax.process_index() == 0  # multi-host: one process writes the files
+    checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config)) if resume else None
+    if not resume and main_process:
         rundir.prepare_fresh(run_dir, config, overwrite)
     store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)
     chunks_done = 0
@@ -158,8 +166,9 @@ def run(
     def on_chunk(result: RunResult) -> None:
         nonlocal chunks_done
         chunks_done += 1
-        rundir.write_metrics(run_dir, result.metrics)
-        step = int(np.asarray(result.state.iteration)[0])
+        if main_process:
+            rundir.write_metrics(run_dir, result.metrics)
+        step = int(sharding.to_host(result.state.iteration)[0])
         stopping = stop is not None and stop.requested
         if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:
             store.save(config, result.state, result.metrics)
@@ -167,18 +176,19 @@ def run(
             raise RunInterrupted(stop.signum, step, run_dir)
 
     try:
-        result = train_runs(config, seed_keys(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
+        result = train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
     finally:
         store.close()
-    rundir.write_figures(run_dir, config, result.metrics)
+    if main_process:
+        rundir.write_figures(run_dir, config, result.metrics)
     return result
 
 
-def resume_point(run_dir: Path, config: Config, fallback: bool) -> Checkpoint:
+def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Checkpoint:
     """The checkpoint to resume from; refuses a config that does not match it."""
     store = CheckpointStore(run_dir)
     try:
-        checkpoint = store.restore(fallback=fallback)
+        checkpoint = store.restore(fallback=fallback, mesh=mesh)
         conflicts = {
             path: values
             for path, values in differences(checkpoint.config, config).items()

@@ -16,7 +16,7 @@ import numpy as np
 
 from dsa_jax import plots
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.checkpoint import BROKEN, CHECKPOINTS
+from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, abstract_state
 from dsa_jax.config import Config, differences
 from dsa_jax.evaluation import EvalMetrics
 from dsa_jax.program import Metrics
@@ -120,12 +120,19 @@ def summary(config: Config, metrics: Metrics) -> dict:
     """Final evaluation across seeds, next to the reference levels."""
     final = metrics.eval.outcome.eval_return[:, -1]
     genie, aloha = reference_levels(config, metrics)
-    return {
+    result = {
+        "algo": config.algo,
         "final_eval_return_mean": float(final.mean()),
         "final_eval_return_std": float(final.std()),
         "final_genie_fraction_mean": float(metrics.eval.outcome.genie_fraction[:, -1].mean()),
+        "final_genie_fraction_std": float(metrics.eval.outcome.genie_fraction[:, -1].std()),
         "final_sparsity_deployed_mean": float(metrics.eval.sparsity_deployed[:, -1].mean()),
+        "final_sparsity_deployed_per_agent": np.asarray(metrics.eval.sparsity_deployed[:, -1].mean(axis=0)).tolist(),
         "aloha_return": aloha,
         "ratio_to_aloha": float(final.mean() / aloha),
         "genie_return": genie,
     }
+    if config.algo == "pai":  # one network stored once, masked differently per agent
+        shared = abstract_state(config, 1).learner.actor_params
+        result["pai_shared_parameters"] = int(sum(leaf.size for leaf in jax.tree.leaves(shared)))
+    return result

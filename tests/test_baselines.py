@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import driver, ppo, presets, pruning
-from dsa_jax.baselines import drqn, pai
+from dsa_jax.baselines import drqn
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
 from dsa_jax.checkpoint import CheckpointStore
 from dsa_jax.config import apply_overrides

@@ -1,0 +1,98 @@
+"""Spread the run axis (seeds, and scheduler variants x seeds) over devices with ``jax.sharding``.
+
+Runs are independent, so a 1-D ``Mesh`` over ``train.devices`` devices and a
+``NamedSharding`` that splits the leading run axis let one jitted call use every device; XLA's
+SPMD partitioner does the rest. A run count that does not divide evenly is padded with copies
+of the last run, which are computed and dropped.
+
+Multi-host: call ``initialize_distributed()`` (the CLI does, from ``--coordinator``,
+``--num-processes``, ``--process-id`` or the ``DSA_JAX_*`` environment variables) before any
+JAX computation; the mesh then spans every process's devices and each process feeds and
+checkpoints its own shards.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from dsa_jax.config import Config
+
+RUN_AXIS = "runs"
+ENV_COORDINATOR, ENV_PROCESSES, ENV_PROCESS_ID = "DSA_JAX_COORDINATOR", "DSA_JAX_NUM_PROCESSES", "DSA_JAX_PROCESS_ID"
+
+
+def run_mesh(config: Config) -> Mesh:
+    """A 1-D mesh over the first ``train.devices`` devices (default: all of them)."""
+    devices = jax.devices()
+    count = len(devices) if config.train.devices is None else config.train.devices
+    if count > len(devices):
+        raise ValueError(
+            f"train.devices = {count} is invalid: only {len(devices)} {devices[0].platform} device(s) are visible"
+        )
+    return Mesh(np.asarray(devices[:count]), (RUN_AXIS,))
+
+
+def run_sharding(mesh: Mesh) -> NamedSharding:
+    """Split the leading (run) axis of every array over the mesh."""
+    return NamedSharding(mesh, PartitionSpec(RUN_AXIS))
+
+
+def padded_count(num_runs: int, mesh: Mesh) -> int:
+    return math.ceil(num_runs / mesh.size) * mesh.size
+
+
+def pad_runs(tree, count: int):
+    """Host arrays ``[S, ...]`` -> ``[count, ...]`` with copies of the last run appended."""
+
+    def pad(x):
+        x = np.asarray(x)
+        return np.concatenate([x, np.repeat(x[-1:], count - x.shape[0], axis=0)]) if count > x.shape[0] else x
+
+    return jax.tree.map(pad, tree)
+
+
+def to_global(tree, sharding: NamedSharding):
+    """Host arrays with a leading run axis -> global arrays sharded along it (also multi-host:
+    each process supplies the shards of its own devices)."""
+    return jax.tree.map(lambda x: jax.make_array_from_callback(x.shape, sharding, lambda index: x[index]), tree)
+
+
+def to_host(tree):
+    """Global arrays -> NumPy on this host (gathered from every process when there are several)."""
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def first_runs(tree, count: int):
+    """Drop the padding runs (leading axis); without padding the arrays stay as they are."""
+    return jax.tree.map(lambda x: x if x.shape[0] == count else x[:count], tree)
+
+
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
+    """``jax.distributed.initialize`` from arguments or ``DSA_JAX_COORDINATOR`` /
+    ``DSA_JAX_NUM_PROCESSES`` / ``DSA_JAX_PROCESS_ID``; a no-op (False) when none is given."""
+    coordinator = coordinator or os.environ.get(ENV_COORDINATOR)
+    if num_processes is None and os.environ.get(ENV_PROCESSES):
+        num_processes = int(os.environ[ENV_PROCESSES])
+    if process_id is None and os.environ.get(ENV_PROCESS_ID):
+        process_id = int(os.environ[ENV_PROCESS_ID])
+    if coordinator is None:
+        if num_processes is not None or process_id is not None:
+            raise ValueError(f"--coordinator (or {ENV_COORDINATOR}) is required for a multi-host run")
+        return False
+    if num_processes is None or process_id is None or not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"multi-host run: --num-processes = {num_processes} and --process-id = {process_id} are invalid: "
+            "both are required, with 0 <= process id < number of processes"
+        )
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    return True

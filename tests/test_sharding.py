@@ -1,0 +1,151 @@
+"""The run axis sharded over 2 (fake CPU) devices: same metrics, really sharded, checkpoints
+restore on 1 device; multi-host arguments; padding and device-count errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from dsa_jax import driver, presets, sharding
+from dsa_jax.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax.config import apply_overrides
+from dsa_jax.reload import load_run
+
+OVERRIDES = ["train.seeds=4", "train.iterations=20", "train.chunk=10"]
+CONFIG = apply_overrides(presets.get("quick"), OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def two_device_run(tmp_path_factory):
+    """Train on 2 forced host devices in a subprocess; returns its run directory and report."""
+    out = tmp_path_factory.mktemp("sharded") / "run"
+    code = textwrap.dedent(f"""
+        import json, jax
+        from dsa_jax import driver, presets
+        from dsa_jax.config import apply_overrides
+        config = apply_overrides(presets.get("quick"), {OVERRIDES!r})
+        result = driver.run(config, {str(out)!r}, progress=False)
+        leaf = result.state.learner.actor_params["params"]["head"]["kernel"]
+        print(json.dumps({{
+            "devices": len(jax.devices()),
+            "spec": list(leaf.sharding.spec),
+            "device_set": len(leaf.sharding.device_set),
+            "shard_shapes": [list(s.data.shape) for s in leaf.addressable_shards],
+        }}))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=280, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory):
+    return driver.run(CONFIG, tmp_path_factory.mktemp("single") / "run", progress=False)
+
+
+def test_state_is_really_sharded(two_device_run):
+    _, report = two_device_run
+    assert report["devices"] == 2
+    assert report["spec"] == ["runs"]
+    assert report["device_set"] == 2
+    assert [shape[0] for shape in report["shard_shapes"]] == [2, 2]  # 4 seeds, 2 per device
+
+
+def assert_metrics_match(got, want):
+    for name in want.files:
+        if name.startswith("eval/"):  # greedy evaluation on the same keys: identical
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+        else:  # training: the same up to XLA's float reassociation for another batch shape
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_two_devices_give_the_same_metrics_as_one(two_device_run, one_device_run, tmp_path):
+    out, _ = two_device_run
+    assert jax.device_count() == 1
+    single = tmp_path / "single.npz"
+    np.savez(single, **driver.rundir.flat_arrays(one_device_run.metrics))
+    with np.load(out / "metrics.npz") as got, np.load(single) as want:
+        assert sorted(got.files) == sorted(want.files)
+        assert_metrics_match(got, want)
+
+
+def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_run, tmp_path):
+    out, _ = two_device_run
+    loaded = load_run(out)
+    assert loaded.step == 20 and np.asarray(loaded.state.iteration).shape == (4,)
+    with np.load(out / "metrics.npz") as saved:
+        np.testing.assert_array_equal(loaded.metrics.eval.outcome.eval_return, saved["eval/outcome/eval_return"])
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / CHECKPOINTS / "20")  # resume on 1 device from the 2-device step 10
+    assert CheckpointStore(copy).steps() == [10]
+    resumed = driver.run(CONFIG, copy, progress=False, resume=True)
+    with np.load(out / "metrics.npz") as want:
+        np.savez(tmp_path / "resumed.npz", **driver.rundir.flat_arrays(resumed.metrics))
+        with np.load(tmp_path / "resumed.npz") as got:
+            assert_metrics_match(got, want)
+
+
+def test_padding_and_device_errors():
+    mesh = sharding.run_mesh(CONFIG)
+    assert mesh.size == 1 and sharding.padded_count(5, mesh) == 5
+    padded = sharding.pad_runs({"a": np.arange(3)}, 4)
+    np.testing.assert_array_equal(padded["a"], [0, 1, 2, 2])
+    with pytest.raises(ValueError, match="train.devices = 3 is invalid: only 1 cpu device"):
+        sharding.run_mesh(apply_overrides(CONFIG, ["train.devices=3"]))
+    with pytest.raises(ValueError, match="train.devices"):
+        apply_overrides(CONFIG, ["train.devices=0"])
+
+
+def test_padding_uneven_seed_counts_over_two_devices():
+    code = textwrap.dedent("""
+        import jax, numpy as np
+        from dsa_jax import presets, sharding
+        from dsa_jax.config import apply_overrides
+        config = apply_overrides(presets.get("quick"), ["train.seeds=3"])
+        mesh = sharding.run_mesh(config)
+        assert mesh.size == 2 and sharding.padded_count(3, mesh) == 4
+        placed = sharding.to_global(sharding.pad_runs(np.arange(3), 4), sharding.run_sharding(mesh))
+        assert [s.data.shape for s in placed.addressable_shards] == [(2,), (2,)]
+        np.testing.assert_array_equal(sharding.to_host(sharding.first_runs(placed, 3)), [0, 1, 2])
+        print("ok")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_multi_host_arguments(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    assert sharding.initialize_distributed() is False and calls == []
+    monkeypatch.setenv(sharding.ENV_COORDINATOR, "10.0.0.1:1234")
+    monkeypatch.setenv(sharding.ENV_PROCESSES, "4")
+    monkeypatch.setenv(sharding.ENV_PROCESS_ID, "3")
+    assert sharding.initialize_distributed() is True
+    assert calls == [{"coordinator_address": "10.0.0.1:1234", "num_processes": 4, "process_id": 3}]
+    with pytest.raises(ValueError, match="process-id = 4"):
+        sharding.initialize_distributed("10.0.0.1:1234", 4, 4)
+    monkeypatch.delenv(sharding.ENV_COORDINATOR)
+    with pytest.raises(ValueError, match="--coordinator"):
+        sharding.initialize_distributed()
+
+
+def test_single_process_distributed_run_trains(tmp_path):
+    """The real ``jax.distributed.initialize`` path, with one process on this machine."""
+    code = textwrap.dedent(f"""
+        from dsa_jax import cli
+        raise SystemExit(cli.main(["train", "--preset", "quick", "--out", {str(tmp_path / "run")!r}, "--quiet",
+            "--set", "train.iterations=10", "--set", "train.chunk=10", "--set", "train.seeds=1"]))
+    """)
+    env = dict(os.environ, DSA_JAX_COORDINATOR="127.0.0.1:45671", DSA_JAX_NUM_PROCESSES="1", DSA_JAX_PROCESS_ID="0")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert CheckpointStore(tmp_path / "run").steps() == [10]
