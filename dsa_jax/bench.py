@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
@@ -84,16 +85,23 @@ def bench_env(params: EnvParams, batches=ENV_BATCHES, min_seconds: float = 1.0, 
 
 
 def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
-    """Time ``iterations`` training iterations of ``seeds`` vmapped seeds (in this process)."""
+    """Time ``iterations`` training iterations of ``seeds`` vmapped seeds (in this process),
+    the seed axis split over ``train.devices`` devices."""
     import resource
 
+    from dsa_jax import sharding
     from dsa_jax.config import Config
     from dsa_jax.train import make_program
 
     config = Config.from_dict(json.loads(config_json))
     program = make_program(config)
-    state = jax.jit(jax.vmap(program.init))(jax.vmap(jax.random.key)(jnp.arange(seeds)))
-    run = jax.jit(jax.vmap(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations)))
+    mesh = sharding.run_mesh(config)
+    placement = sharding.run_sharding(mesh)
+    seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
+    init = jax.vmap(lambda seed: program.init(jax.random.key(seed)))
+    state = jax.jit(init, out_shardings=placement)(seed_ids)
+    scan = jax.vmap(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations))
+    run = jax.jit(scan, out_shardings=placement)
     start = time.perf_counter()
     compiled = run.lower(state).compile()
     compile_s = time.perf_counter() - start
@@ -113,25 +121,40 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
         "agent_steps_per_s": agent_steps / wall,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(jax.devices()[0].device_kind),
+        "devices": mesh.size,
     }
 
 
-def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10) -> list[dict]:
-    """Agent-steps/s (N * num_envs * T * iterations * seeds / wall) after compilation, per seed
-    count, each in a fresh process so that peak memory is its own."""
+def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10, device_counts=(None,)) -> list[dict]:
+    """Agent-steps/s (N * num_envs * T * iterations * seeds / wall) after compilation, per device
+    count and seed count, each in a fresh process so that peak memory is its own.
+
+    A device count D > 1 on a CPU-only host runs on D forced host devices
+    (``--xla_force_host_platform_device_count``), which share the same cores.
+    """
+    import dataclasses
+    import os
     import subprocess
 
     rows = []
-    for seeds in seed_counts:
-        code = (
-            "import json, sys, dsa_jax.bench as b; "
-            "print(json.dumps(b._train_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code, config.to_json(), str(seeds), str(iterations)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    for devices in device_counts:
+        env = dict(os.environ)
+        if devices is not None and devices > 1 and "xla_force_host_platform_device_count" not in env.get("XLA_FLAGS", ""):
+            if jax.default_backend() == "cpu":
+                env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+        run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, devices=devices))
+        for seeds in seed_counts:
+            code = (
+                "import json, sys, dsa_jax.bench as b; "
+                "print(json.dumps(b._train_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", code, run_config.to_json(), str(seeds), str(iterations)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"bench worker (devices={devices}, seeds={seeds}) failed:\n{out.stderr[-2000:]}")
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows

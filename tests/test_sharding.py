@@ -149,3 +149,12 @@ def test_single_process_distributed_run_trains(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert CheckpointStore(tmp_path / "run").steps() == [10]
+
+
+def test_bench_train_per_device_count():
+    from dsa_jax import bench
+
+    rows = bench.bench_train(CONFIG, seed_counts=[2], iterations=1, device_counts=[2])
+    assert [(r["devices"], r["seeds"]) for r in rows] == [(2, 2)]
+    env = CONFIG.env
+    assert rows[0]["agent_steps_per_s"] * rows[0]["wall_s"] == pytest.approx(env.num_users * CONFIG.ppo.num_envs * env.horizon * 2)
