@@ -7,6 +7,7 @@ run stopped and resumed from a checkpoint give identical numbers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from dsa_jax import pruning, rundir, sharding
 from dsa_jax.checkpoint import Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
-from dsa_jax.program import Metrics, State
+from dsa_jax.program import Metrics, Program, State
 from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed: they do not change its numbers.
@@ -101,20 +102,15 @@ def train_runs(
     num_runs = len(seeds) if resume is None else int(np.asarray(resume.state.iteration).size)
     padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
-        start = jax.vmap(lambda seed, schedule: program.start(jax.random.key(seed), schedule), in_axes=(0, None if schedules is None else 0))
         inputs = [None if x is None else sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules)]
-        state, first = jax.jit(start, out_shardings=placement)(*inputs)
+        state, first = compiled_start(program, schedules is not None, placement)(*inputs)
         parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
     else:
         host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
         state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
-    compiled = {}
     bar = tqdm(total=config.train.iterations, initial=done, disable=not progress, desc="train", unit="it")
     for blocks in chunk_plan(config, done):
-        if blocks not in compiled:
-            run_blocks = jax.vmap(lambda s, b=blocks: program.run_blocks(s, b))
-            compiled[blocks] = jax.jit(run_blocks, out_shardings=placement)
-        state, metrics = wait_ready(compiled[blocks](state))
+        state, metrics = wait_ready(compiled_blocks(program, blocks, placement)(state))
         parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
         bar.update(blocks * config.train.eval_every)
         bar.set_postfix(eval_return=f"{float(np.mean(parts[-1].eval.outcome.eval_return[:, -1])):.1f}")
@@ -122,6 +118,19 @@ def train_runs(
             on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
     bar.close()
     return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_start(program: Program, with_schedules: bool, placement):
+    """Jitted ``start`` over runs: (seeds ``[S]``, schedules ``[S]`` or None) -> (state, metrics)."""
+    start = jax.vmap(lambda seed, schedule: program.start(jax.random.key(seed), schedule), in_axes=(0, 0 if with_schedules else None))
+    return jax.jit(start, out_shardings=placement)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_blocks(program: Program, blocks: int, placement):
+    """Jitted ``run_blocks`` over runs; cached, so repeated runs of a config compile once."""
+    return jax.jit(jax.vmap(lambda state: program.run_blocks(state, blocks)), out_shardings=placement)
 
 
 def wait_ready(tree, poll_seconds: float = 0.05):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -13,9 +14,11 @@ from dsa_jax.iagc import make_iagc_program
 from dsa_jax.program import Metrics, Program, concat_metrics
 
 
+@functools.lru_cache(maxsize=32)
 def make_program(config: Config, prune_enabled: bool | None = None) -> Program:
     """The pure pieces of a run of ``config.algo``. ``prune_enabled`` (IAGC only; default:
-    ``prune.schedule != 'none'``) must be True when any schedule passed to ``init`` prunes."""
+    ``prune.schedule != 'none'``) must be True when any schedule passed to ``init`` prunes.
+    Cached per config, so the driver's compiled functions are reused across runs."""
     if config.algo in ("iagc", "pai"):
         return make_iagc_program(config, prune_enabled)
     if config.algo == "drqn":
