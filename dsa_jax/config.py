@@ -76,7 +76,7 @@ class DQNConfig:
     """Recurrent DQN with parameter sharing (``dqn.*``); the network is ``ppo.hidden_size`` wide
     and each iteration collects ``ppo.num_envs`` episodes, the same budget as IAGC."""
 
-    lr: float = 1e-3
+    lr: float = 3e-3  # tuned on setup_a (experiments/drqn_tuning.py; README)
     gamma: float = 0.9
     buffer_episodes: int = 512
     batch_episodes: int = 16
@@ -91,7 +91,7 @@ class DQNConfig:
     reward_scale: float = 0.1
     # Deployed policy: softmax(eval_beta * Q) sampled (Naparstek & Cohen's Boltzmann rule);
     # 0 = greedy. Greedy clones of one network act identically on identical histories.
-    eval_beta: float = 0.0
+    eval_beta: float = 10.0
 
     def __post_init__(self):
         check_real("dqn.lr", self.lr, 0.0, 1.0, open_low=True)
