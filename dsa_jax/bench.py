@@ -91,6 +91,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
 
     from dsa_jax import sharding
     from dsa_jax.config import Config
+    from dsa_jax.driver import compiled_start
     from dsa_jax.train import make_program
 
     config = Config.from_dict(json.loads(config_json))
@@ -98,8 +99,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     mesh = sharding.run_mesh(config)
     placement = sharding.run_sharding(mesh)
     seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
-    init = jax.vmap(lambda seed: program.init(jax.random.key(seed)))
-    state = jax.jit(init, out_shardings=placement)(seed_ids)
+    state, _ = compiled_start(program, False, placement)(seed_ids, None)
     scan = jax.vmap(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations))
     run = jax.jit(scan, out_shardings=placement)
     start = time.perf_counter()

@@ -20,7 +20,7 @@ from flax import serialization
 
 from dsa_jax import __version__
 from dsa_jax.config import Config
-from dsa_jax.program import Metrics, State
+from dsa_jax.program import Metrics, State, seed_keys
 from dsa_jax.sharding import run_sharding, to_host
 from dsa_jax.train import make_program
 
@@ -61,14 +61,10 @@ def state_digest(state: State) -> str:
     return digest.hexdigest()
 
 
-def _run_keys(num_runs: int) -> jax.Array:
-    return jax.vmap(jax.random.key)(np.arange(num_runs))
-
-
 def abstract_state(config: Config, num_runs: int, sharding=None) -> State:
     """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
     init = jax.vmap(make_program(config).init)
-    shapes = jax.eval_shape(lambda keys: storable(init(keys)), _run_keys(num_runs))
+    shapes = jax.eval_shape(lambda keys: storable(init(keys)), seed_keys(num_runs))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
@@ -80,7 +76,7 @@ def placement(num_runs: int, mesh=None):
 
 
 def _metrics_template(config: Config, num_runs: int) -> Metrics:
-    return jax.eval_shape(jax.vmap(make_program(config).start), _run_keys(num_runs))[1]
+    return jax.eval_shape(jax.vmap(make_program(config).start), seed_keys(num_runs))[1]
 
 
 class CheckpointStore:

@@ -18,13 +18,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dsa_jax import pruning, rundir, sharding
-from dsa_jax.checkpoint import Checkpoint, CheckpointStore, storable, unstorable
+from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
 from dsa_jax.program import Metrics, Program, State
 from dsa_jax.train import make_program
 
-# Fields that may change when a run is resumed: they do not change its numbers.
+# Fields that may change when a run is resumed. The chunking ones do not change its numbers;
+# train.devices changes only float rounding (another batch shape per device).
 RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints", "train.devices")
 
 
@@ -35,11 +36,6 @@ class RunResult:
     config: Config
     state: State
     metrics: Metrics
-
-
-def seed_keys(num_seeds: int) -> jax.Array:
-    """Seed i always gets ``jax.random.key(i)``, whatever the number of seeds."""
-    return jax.vmap(jax.random.key)(np.arange(num_seeds))
 
 
 def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
@@ -105,6 +101,8 @@ def train_runs(
         inputs = [None if x is None else sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules)]
         state, first = compiled_start(program, schedules is not None, placement)(*inputs)
         parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
+    elif padded == num_runs:  # restored onto this mesh already (see resume_point)
+        state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
     else:
         host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
         state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
@@ -212,7 +210,7 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Ch
         set_aside = store.set_aside(checkpoint.step)
         if set_aside:
             print(f"dsa-jax: resuming from step {checkpoint.step}; unreadable later steps {set_aside} moved to "
-                  f"{run_dir / 'broken_checkpoints'}")
+                  f"{run_dir / BROKEN}")
     finally:
         store.close()
     (run_dir / rundir.CONFIG_FILE).write_text(config.to_json())

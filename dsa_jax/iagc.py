@@ -62,6 +62,10 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
     default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, env_params.num_users)
     pai_sparsity = jnp.broadcast_to(jnp.float32(prune_cfg.target_for("pai")), (env_params.num_users,))
 
+    def scheduled(t: jax.Array, state: TrainState) -> jax.Array:
+        """Target sparsity ``[N]`` at iteration t: the schedule's, or PaI's fixed one."""
+        return pai_sparsity if shared else pruning.scheduled_sparsity(t, state.schedule)
+
     def init(key: jax.Array, schedule: pruning.PruneSchedule | None = None) -> TrainState:
         params_key, mask_key, run_key = jax.random.split(key, 3)
         actor_params, critic_params = model.init(params_key)
@@ -113,9 +117,6 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
         )
         next_state = state.replace(learner=learner, masks=masks, reward_stats=reward_stats, key=key)
         return next_state.replace(iteration=state.iteration + 1), metrics
-
-    def scheduled(t: jax.Array, state: TrainState) -> jax.Array:
-        return pai_sparsity if shared else pruning.scheduled_sparsity(t, state.schedule)
 
     def deploy(state: TrainState) -> dict:
         """The actors ``[N, ...]`` as deployed: masked at s(last completed iteration)."""

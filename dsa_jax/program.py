@@ -79,6 +79,11 @@ class Program(NamedTuple):
         return state, Metrics(train=empty_train, eval=evals, eval_iteration=state.iteration[None])
 
 
+def seed_keys(num_seeds: int) -> jax.Array:
+    """Seed i always gets ``jax.random.key(i)``, whatever the number of seeds."""
+    return jax.vmap(jax.random.key)(jnp.arange(num_seeds))
+
+
 def concat_metrics(parts: list[Metrics]) -> Metrics:
     """Join metrics of consecutive chunks along their leading axes."""
     return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)

@@ -78,7 +78,7 @@ def evaluate_run(
     deployed sparsity ``[S, N]``.
     """
     config = evaluation_config(run.config, episodes, list(overrides))
-    program = make_program(config, prune_enabled=run.config.prune.schedule != "none")
+    program = make_program(config)
     state = run.state
     if stream:
         state = state.replace(key=jax.vmap(lambda k: jax.random.fold_in(k, stream))(state.key))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import driver, presets
+from dsa_jax.program import seed_keys
 from dsa_jax.train import make_train
 
 CONFIG = presets.get("quick")
@@ -23,7 +24,7 @@ def vmapped_train():
 
 @pytest.fixture(scope="module")
 def trained(vmapped_train):
-    return vmapped_train(driver.seed_keys(CONFIG.train.seeds))
+    return vmapped_train(seed_keys(CONFIG.train.seeds))
 
 
 def plain(x):
@@ -36,7 +37,7 @@ def leaves_equal(a, b) -> bool:
 
 
 def test_same_seed_same_numbers(vmapped_train, trained):
-    again = vmapped_train(driver.seed_keys(CONFIG.train.seeds))
+    again = vmapped_train(seed_keys(CONFIG.train.seeds))
     assert leaves_equal(trained[1], again[1])
     assert leaves_equal(trained[0].learner.actor_params, again[0].learner.actor_params)
 

@@ -107,8 +107,12 @@ def fold_dueling_head(params: dict) -> dict:
     def fold(w):
         return w[..., :1] + w[..., 1:] - w[..., 1:].mean(axis=-1, keepdims=True)
 
-    folded = {"kernel": fold(head["kernel"]), "bias": fold(head["bias"])}
-    return {"params": {**params["params"], "head": folded}}
+    return with_head(params, jax.tree.map(fold, head))
+
+
+def with_head(params: dict, head: dict) -> dict:
+    """``params`` with its Dense head replaced."""
+    return {"params": {**params["params"], "head": head}}
 
 
 def double_dqn_targets(
@@ -216,8 +220,7 @@ def make_drqn_program(config: Config) -> Program:
         outputs are the deployed policy's logits: Q, or eval_beta * Q when it samples."""
         plain = fold_dueling_head(state.params) if cfg.dueling else state.params
         if cfg.eval_beta > 0:
-            head = jax.tree.map(lambda x: cfg.eval_beta * x, plain["params"]["head"])
-            plain = {"params": {**plain["params"], "head": head}}
+            plain = with_head(plain, jax.tree.map(lambda x: cfg.eval_beta * x, plain["params"]["head"]))
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_agents,) + x.shape), plain)
 
     def evaluate(state: DRQNState) -> Evaluation:
