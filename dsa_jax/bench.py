@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dsa_jax import _cpu_guard
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
 
@@ -85,8 +86,8 @@ def bench_env(params: EnvParams, batches=ENV_BATCHES, min_seconds: float = 1.0, 
 
 
 def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
-    """Time ``iterations`` training iterations of ``seeds`` vmapped seeds (in this process),
-    the seed axis split over ``train.devices`` devices."""
+    """Time ``iterations`` training iterations of ``seeds`` seeds in one program (in this
+    process), mapped over runs as the driver does (``train.devices``, ``train.run_batch``)."""
     import resource
 
     from dsa_jax import sharding
@@ -96,12 +97,13 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
 
     config = Config.from_dict(json.loads(config_json))
     program = make_program(config)
-    mesh = sharding.run_mesh(config)
+    mesh, batch = sharding.run_mesh(config, seeds), sharding.run_batch(config)
     placement = sharding.run_sharding(mesh)
     seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
-    state, _ = compiled_start(program, False, placement)(seed_ids, None)
-    scan = jax.vmap(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations))
-    run = jax.jit(scan, out_shardings=placement)
+    state, _ = compiled_start(program, False, mesh, batch)(seed_ids)
+    run = sharding.over_runs(
+        lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations), mesh, batch
+    )
     start = time.perf_counter()
     compiled = run.lower(state).compile()
     compile_s = time.perf_counter() - start
@@ -122,6 +124,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": str(jax.devices()[0].device_kind),
         "devices": mesh.size,
+        "run_batch": "all" if batch is None else batch,
     }
 
 
@@ -129,8 +132,9 @@ def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10, device_cou
     """Agent-steps/s (N * num_envs * T * iterations * seeds / wall) after compilation, per device
     count and seed count, each in a fresh process so that peak memory is its own.
 
-    A device count D > 1 on a CPU-only host runs on D forced host devices
-    (``--xla_force_host_platform_device_count``), which share the same cores.
+    On a CPU-only host, a device count D above the visible host devices (one per core, see
+    ``_cpu_guard``) runs on D forced host devices, which share the same cores. None: the
+    driver's default, one device per seed up to all of them.
     """
     import dataclasses
     import os
@@ -139,9 +143,9 @@ def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10, device_cou
     rows = []
     for devices in device_counts:
         env = dict(os.environ)
-        if devices is not None and devices > 1 and "xla_force_host_platform_device_count" not in env.get("XLA_FLAGS", ""):
-            if jax.default_backend() == "cpu":
-                env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+        if devices is not None and devices > jax.device_count() and jax.default_backend() == "cpu":
+            flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(_cpu_guard.DEVICE_COUNT_FLAG)]
+            env["XLA_FLAGS"] = " ".join(flags + [f"{_cpu_guard.DEVICE_COUNT_FLAG}={devices}"])
         run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, devices=devices))
         for seeds in seed_counts:
             code = (

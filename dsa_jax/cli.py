@@ -104,12 +104,12 @@ def cmd_bench(args) -> int:
         device_counts = args.devices or [None]
         rows = bench.bench_train(config, args.seed_counts, args.iterations, device_counts)
         print(
-            f"{'devices':>7} {'seeds':>6} {'compile s':>10} {'agent-steps/s':>14} {'per seed':>10} "
+            f"{'devices':>7} {'batch':>5} {'seeds':>6} {'compile s':>10} {'agent-steps/s':>14} {'per seed':>10} "
             f"{'peak RSS MiB':>13}  device"
         )
         for r in rows:
             print(
-                f"{r['devices']:>7} {r['seeds']:>6} {r['compile_s']:>10.2f} {r['agent_steps_per_s']:>14,.0f} "
+                f"{r['devices']:>7} {r['run_batch']:>5} {r['seeds']:>6} {r['compile_s']:>10.2f} {r['agent_steps_per_s']:>14,.0f} "
                 f"{r['agent_steps_per_s'] / r['seeds']:>10,.0f} {r['peak_rss_mib']:>13.0f}  {r['device']}"
             )
     if args.json:
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=1.0, help="env: timing per batch size")
     bench.add_argument("--seed-counts", type=int, nargs="+", default=[1, 8, 32], help="train: seed counts")
     bench.add_argument("--iterations", type=int, default=10, help="train: timed iterations per seed count")
-    bench.add_argument("--devices", type=int, nargs="+", help="train: device counts (default: all devices)")
+    bench.add_argument("--devices", type=int, nargs="+", help="train: device counts (default: one per seed, up to all devices)")
     bench.add_argument("--json", help="also write the rows as JSON")
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -172,7 +172,9 @@ class TrainConfig:
     chunk: int = 100
     checkpoint_every: int = 1  # in chunks
     keep_checkpoints: int = 3  # the last k are kept; the final one always
-    devices: int | None = None  # devices the run axis is split over; None = all local devices
+    devices: int | None = None  # devices the run axis is split over; None = one per run, up to all
+    # Runs a device vmaps at once (lax.map over groups); None = 1 on CPU, all on accelerators.
+    run_batch: int | None = None
 
     def __post_init__(self):
         check_int("train.iterations", self.iterations, 1, 10_000_000)
@@ -184,6 +186,8 @@ class TrainConfig:
         check_int("train.keep_checkpoints", self.keep_checkpoints, 1, 1_000_000)
         if self.devices is not None:
             check_int("train.devices", self.devices, 1, 1_000_000)
+        if self.run_batch is not None:
+            check_int("train.run_batch", self.run_batch, 1, 1_000_000)
         if self.iterations % self.eval_every:
             fail(
                 "train.iterations",

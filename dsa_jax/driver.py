@@ -25,8 +25,10 @@ from dsa_jax.program import Metrics, Program, State
 from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed. The chunking ones do not change its numbers;
-# train.devices changes only float rounding (another batch shape per device).
-RESUME_FREE_FIELDS = ("train.chunk", "train.checkpoint_every", "train.keep_checkpoints", "train.devices")
+# train.devices and train.run_batch change at most float rounding (another batch shape per vmap).
+RESUME_FREE_FIELDS = (
+    "train.chunk", "train.checkpoint_every", "train.keep_checkpoints", "train.devices", "train.run_batch"
+)
 
 
 @dataclass
@@ -86,20 +88,21 @@ def train_runs(
     prune_enabled: bool | None = None,
     resume: Checkpoint | None = None,
 ) -> RunResult:
-    """Train one run per seed (``jax.random.key(seed)``, with its schedule if given) under one
-    ``vmap``, the run axis sharded over ``train.devices`` devices, chunk by chunk.
+    """Train one run per seed (``jax.random.key(seed)``, with its schedule if given) in one
+    compiled program, the run axis sharded over ``train.devices`` devices (``train.run_batch``
+    runs vmapped at a time on each), chunk by chunk.
 
     ``resume`` continues from a checkpoint instead (its state holds the keys and schedules).
     ``on_chunk(result)`` is called after every chunk.
     """
     program = make_program(config, prune_enabled)
-    mesh = sharding.run_mesh(config)
-    placement = sharding.run_sharding(mesh)
     num_runs = len(seeds) if resume is None else int(np.asarray(resume.state.iteration).size)
+    mesh, batch = sharding.run_mesh(config, num_runs), sharding.run_batch(config)
+    placement = sharding.run_sharding(mesh)
     padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
-        inputs = [None if x is None else sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules)]
-        state, first = compiled_start(program, schedules is not None, placement)(*inputs)
+        inputs = [sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules) if x is not None]
+        state, first = compiled_start(program, schedules is not None, mesh, batch)(*inputs)
         parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
     elif padded == num_runs:  # restored onto this mesh already (see resume_point)
         state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
@@ -108,7 +111,7 @@ def train_runs(
         state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
     bar = tqdm(total=config.train.iterations, initial=done, disable=not progress, desc="train", unit="it")
     for blocks in chunk_plan(config, done):
-        state, metrics = wait_ready(compiled_blocks(program, blocks, placement)(state))
+        state, metrics = wait_ready(compiled_blocks(program, blocks, mesh, batch)(state))
         parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
         bar.update(blocks * config.train.eval_every)
         bar.set_postfix(eval_return=f"{float(np.mean(parts[-1].eval.outcome.eval_return[:, -1])):.1f}")
@@ -119,16 +122,17 @@ def train_runs(
 
 
 @functools.lru_cache(maxsize=32)
-def compiled_start(program: Program, with_schedules: bool, placement):
-    """Jitted ``start`` over runs: (seeds ``[S]``, schedules ``[S]`` or None) -> (state, metrics)."""
-    start = jax.vmap(lambda seed, schedule: program.start(jax.random.key(seed), schedule), in_axes=(0, 0 if with_schedules else None))
-    return jax.jit(start, out_shardings=placement)
+def compiled_start(program: Program, with_schedules: bool, mesh, batch: int | None):
+    """Jitted ``start`` over runs: (seeds ``[S]``, and schedules ``[S]`` when given) -> (state, metrics)."""
+    if with_schedules:
+        return sharding.over_runs(lambda seed, schedule: program.start(jax.random.key(seed), schedule), mesh, batch)
+    return sharding.over_runs(lambda seed: program.start(jax.random.key(seed), None), mesh, batch)
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_blocks(program: Program, blocks: int, placement):
+def compiled_blocks(program: Program, blocks: int, mesh, batch: int | None):
     """Jitted ``run_blocks`` over runs; cached, so repeated runs of a config compile once."""
-    return jax.jit(jax.vmap(lambda state: program.run_blocks(state, blocks)), out_shardings=placement)
+    return sharding.over_runs(lambda state: program.run_blocks(state, blocks), mesh, batch)
 
 
 def wait_ready(tree, poll_seconds: float = 0.05):
@@ -164,7 +168,7 @@ def run(
     """
     run_dir = Path(out_dir)
     main_process = jax.process_index() == 0  # multi-host: one process writes the files
-    checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config)) if resume else None
+    checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config, config.train.seeds)) if resume else None
     if not resume and main_process:
         rundir.prepare_fresh(run_dir, config, overwrite)
     store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)

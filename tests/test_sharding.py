@@ -19,6 +19,7 @@ from dsa_jax.reload import load_run
 
 OVERRIDES = ["train.seeds=4", "train.iterations=20", "train.chunk=10"]
 CONFIG = apply_overrides(presets.get("quick"), OVERRIDES)
+ONE_DEVICE = apply_overrides(CONFIG, ["train.devices=1"])
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def two_device_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_device_run(tmp_path_factory):
-    return driver.run(CONFIG, tmp_path_factory.mktemp("single") / "run", progress=False)
+    return driver.run(ONE_DEVICE, tmp_path_factory.mktemp("single") / "run", progress=False)
 
 
 def test_state_is_really_sharded(two_device_run):
@@ -62,13 +63,12 @@ def assert_metrics_match(got, want):
     for name in want.files:
         if name.startswith("eval/"):  # greedy evaluation on the same keys: identical
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-        else:  # training: the same up to XLA's float reassociation for another batch shape
+        else:  # training: the same up to XLA's float reassociation in another compiled program
             np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_two_devices_give_the_same_metrics_as_one(two_device_run, one_device_run, tmp_path):
     out, _ = two_device_run
-    assert jax.device_count() == 1
     single = tmp_path / "single.npz"
     np.savez(single, **driver.rundir.flat_arrays(one_device_run.metrics))
     with np.load(out / "metrics.npz") as got, np.load(single) as want:
@@ -86,20 +86,25 @@ def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_
     shutil.copytree(out, copy)
     shutil.rmtree(copy / CHECKPOINTS / "20")  # resume on 1 device from the 2-device step 10
     assert CheckpointStore(copy).steps() == [10]
-    resumed = driver.run(CONFIG, copy, progress=False, resume=True)
+    resumed = driver.run(ONE_DEVICE, copy, progress=False, resume=True)
+    assert len(resumed.state.iteration.sharding.device_set) == 1
     with np.load(out / "metrics.npz") as want:
         np.savez(tmp_path / "resumed.npz", **driver.rundir.flat_arrays(resumed.metrics))
         with np.load(tmp_path / "resumed.npz") as got:
             assert_metrics_match(got, want)
 
 
-def test_padding_and_device_errors():
-    mesh = sharding.run_mesh(CONFIG)
-    assert mesh.size == 1 and sharding.padded_count(5, mesh) == 5
+def test_default_mesh_and_device_errors():
+    visible = jax.device_count()
+    assert sharding.run_mesh(CONFIG, 1).size == 1  # a single run is never padded
+    mesh = sharding.run_mesh(CONFIG, 5)
+    assert mesh.size == min(5, visible) and sharding.padded_count(5, mesh) % mesh.size == 0
+    assert sharding.padded_count(5, sharding.run_mesh(ONE_DEVICE, 5)) == 5
     padded = sharding.pad_runs({"a": np.arange(3)}, 4)
     np.testing.assert_array_equal(padded["a"], [0, 1, 2, 2])
-    with pytest.raises(ValueError, match="train.devices = 3 is invalid: only 1 cpu device"):
-        sharding.run_mesh(apply_overrides(CONFIG, ["train.devices=3"]))
+    too_many = visible + 1
+    with pytest.raises(ValueError, match=f"train.devices = {too_many} is invalid: only {visible} cpu device"):
+        sharding.run_mesh(apply_overrides(CONFIG, [f"train.devices={too_many}"]), 4)
     with pytest.raises(ValueError, match="train.devices"):
         apply_overrides(CONFIG, ["train.devices=0"])
 
@@ -110,7 +115,7 @@ def test_padding_uneven_seed_counts_over_two_devices():
         from dsa_jax import presets, sharding
         from dsa_jax.config import apply_overrides
         config = apply_overrides(presets.get("quick"), ["train.seeds=3"])
-        mesh = sharding.run_mesh(config)
+        mesh = sharding.run_mesh(config, 3)
         assert mesh.size == 2 and sharding.padded_count(3, mesh) == 4
         placed = sharding.to_global(sharding.pad_runs(np.arange(3), 4), sharding.run_sharding(mesh))
         assert [s.data.shape for s in placed.addressable_shards] == [(2,), (2,)]

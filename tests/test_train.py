@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from dsa_jax import driver, presets
+from dsa_jax import _cpu_guard, driver, presets
 from dsa_jax.program import seed_keys
 from dsa_jax.train import make_train
 
@@ -116,8 +116,19 @@ def test_cpu_hang_guard_lets_vmapped_training_finish():
     assert out.stdout.strip().endswith("ok")
 
 
-def test_cpu_hang_guard_respects_the_users_setting():
-    env = dict(os.environ, XLA_FLAGS="--xla_cpu_enable_concurrency_optimized_scheduler=true")
-    code = "import os, dsa_jax; print(os.environ['XLA_FLAGS'])"
+@pytest.mark.parametrize(
+    "user_flags, device_count",
+    [("--xla_cpu_enable_concurrency_optimized_scheduler=true", None), ("--xla_force_host_platform_device_count=1", 1)],
+)
+def test_cpu_guard_respects_the_users_settings(user_flags, device_count):
+    """Each flag the user set stays; only the missing one is added (one host device per core)."""
+    env = dict(os.environ, XLA_FLAGS=user_flags)
+    code = "import os, dsa_jax, jax; print(os.environ['XLA_FLAGS']); print(jax.device_count())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+    flags, devices = out.stdout.strip().splitlines()
+    if device_count is None:
+        device_count = _cpu_guard.usable_cores()
+        assert flags == f"{user_flags} --xla_force_host_platform_device_count={device_count}"
+    else:
+        assert flags == f"{user_flags} --xla_cpu_enable_concurrency_optimized_scheduler=false"
+    assert int(devices) == device_count
