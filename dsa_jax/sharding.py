@@ -65,11 +65,28 @@ def over_runs(fn, mesh: Mesh, batch: int | None):
             return jax.lax.map(lambda one: fn(*one), args)
         if batch is None or batch >= count:
             return jax.vmap(fn)(*args)
-        return jax.lax.map(lambda one: fn(*one), args, batch_size=batch)
+        return _map_in_groups(fn, args, batch, count)
 
     spec = PartitionSpec(RUN_AXIS)
     # check_vma=False: runs share nothing, and scans over per-run state need no axis annotations.
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+
+
+def _map_in_groups(fn, args: tuple, batch: int, count: int):
+    """``lax.map`` over groups of ``batch`` vmapped runs, then the remainder vmapped.
+
+    (``lax.map(batch_size=...)`` cannot flatten outputs with a zero-sized axis, e.g. metrics of
+    a chunk without evaluations.)
+    """
+    groups, remainder = divmod(count, batch)
+    split = groups * batch
+    grouped = jax.tree.map(lambda x: x[:split].reshape((groups, batch) + x.shape[1:]), args)
+    outputs = jax.lax.map(lambda group: jax.vmap(fn)(*group), grouped)
+    outputs = jax.tree.map(lambda y: y.reshape((split,) + y.shape[2:]), outputs)
+    if not remainder:
+        return outputs
+    rest = jax.vmap(fn)(*jax.tree.map(lambda x: x[split:], args))
+    return jax.tree.map(lambda a, b: jax.numpy.concatenate([a, b]), outputs, rest)
 
 
 def run_sharding(mesh: Mesh) -> NamedSharding:

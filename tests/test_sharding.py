@@ -60,7 +60,7 @@ def test_state_is_really_sharded(two_device_run):
 
 
 def assert_metrics_match(got, want):
-    for name in want.files:
+    for name in want:
         if name.startswith("eval/"):  # greedy evaluation on the same keys: identical
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
         else:  # training: the same up to XLA's float reassociation in another compiled program
@@ -163,3 +163,21 @@ def test_bench_train_per_device_count():
     assert [(r["devices"], r["seeds"]) for r in rows] == [(2, 2)]
     env = CONFIG.env
     assert rows[0]["agent_steps_per_s"] * rows[0]["wall_s"] == pytest.approx(env.num_users * CONFIG.ppo.num_envs * env.horizon * 2)
+
+
+def test_run_batch_maps_runs_alone_in_groups_or_all_at_once():
+    """train.run_batch changes how a device's runs are batched, not what each run computes."""
+    base = apply_overrides(presets.get("quick"), ["train.seeds=3", "train.iterations=10", "train.eval_every=5",
+                                                   "train.chunk=10", "train.devices=1"])
+    results = {}
+    for batch in ("null", "1", "2"):  # vmap all 3; lax.map one at a time; groups of 2 and a remainder of 1
+        config = apply_overrides(base, [f"train.run_batch={batch}"])
+        result = driver.train_seeds(config, progress=False)
+        assert np.asarray(result.state.iteration).tolist() == [10, 10, 10]
+        results[batch] = driver.rundir.flat_arrays(result.metrics)
+    for batch in ("1", "2"):  # vmapped and mapped runs sum in another order: rounding only
+        assert sorted(results[batch]) == sorted(results["null"])
+        for name, want in results["null"].items():
+            np.testing.assert_allclose(results[batch][name], want, rtol=1e-4, atol=1e-5, err_msg=name)
+    with pytest.raises(ValueError, match="train.run_batch = 0 is invalid"):
+        apply_overrides(base, ["train.run_batch=0"])
