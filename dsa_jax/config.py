@@ -173,7 +173,8 @@ class TrainConfig:
     checkpoint_every: int = 1  # in chunks
     keep_checkpoints: int = 3  # the last k are kept; the final one always
     devices: int | None = None  # devices the run axis is split over; None = one per run, up to all
-    # Runs a device vmaps at once (lax.map over groups); None = 1 on CPU, all on accelerators.
+    # Runs a device vmaps at once (lax.map over groups); None = 1 on CPU, all on accelerators;
+    # a number >= the runs per device vmaps them all.
     run_batch: int | None = None
 
     def __post_init__(self):
