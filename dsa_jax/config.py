@@ -185,10 +185,8 @@ class TrainConfig:
         check_int("train.chunk", self.chunk, 1, 10_000_000)
         check_int("train.checkpoint_every", self.checkpoint_every, 1, 1_000_000)
         check_int("train.keep_checkpoints", self.keep_checkpoints, 1, 1_000_000)
-        for name in ("devices", "run_batch"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                fail(f"train.{name}", value, "must be an integer >= 1, or null for the default")
+        check_int("train.devices", self.devices, 1, 1_000_000, optional=True)
+        check_int("train.run_batch", self.run_batch, 1, 1_000_000, optional=True)
         if self.iterations % self.eval_every:
             fail(
                 "train.iterations",

@@ -179,7 +179,7 @@ def run(
         chunks_done += 1
         if main_process:
             rundir.write_metrics(run_dir, result.metrics)
-        step = int(sharding.to_host(result.state.iteration)[0])
+        step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
         stopping = stop is not None and stop.requested
         if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:
             store.save(config, result.state, result.metrics)

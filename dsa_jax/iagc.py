@@ -16,7 +16,7 @@ from dsa_jax import evaluation, ppo, pruning
 from dsa_jax.baselines import pai
 from dsa_jax.config import Config
 from dsa_jax.networks import IAGCModel
-from dsa_jax.program import Evaluation, Program, evaluate_policy, greedy_actors
+from dsa_jax.program import Evaluation, Program, deployed_actors, evaluate_policy
 
 
 @struct.dataclass
@@ -128,7 +128,7 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
     def evaluate(state: TrainState) -> Evaluation:
         """Greedy play of the deployed actors."""
         deployed = deploy(state)
-        act, init_carry = greedy_actors(model, deployed)
+        act, init_carry = deployed_actors(model, deployed)
         live = pruning.live_actor(state.learner.actor_params, state.masks, mode)
         return evaluate_policy(
             state,

@@ -93,22 +93,14 @@ def evaluation_key(state) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(state.key, EVAL_STREAM), state.iteration)
 
 
-def greedy_actors(model, deployed) -> tuple[Act, Callable[[], Any]]:
-    """(act, init_carry) playing the stacked deployed actors ``[N, ...]`` greedily."""
+def deployed_actors(model, deployed, sample: bool = False) -> tuple[Act, Callable[[], Any]]:
+    """(act, init_carry) playing the stacked deployed actors ``[N, ...]``: the argmax of each
+    actor's logits, or (``sample``) a draw from their softmax."""
 
     def act(key, carry, obs):
         carry, logits = model.actor_step(deployed, carry, obs)
-        return carry, jnp.argmax(logits, axis=-1).astype(jnp.int32)
-
-    return act, model.actor_carry
-
-
-def sampling_actors(model, deployed) -> tuple[Act, Callable[[], Any]]:
-    """(act, init_carry) sampling each deployed actor's action from its softmax."""
-
-    def act(key, carry, obs):
-        carry, logits = model.actor_step(deployed, carry, obs)
-        return carry, jax.random.categorical(key, logits).astype(jnp.int32)
+        actions = jax.random.categorical(key, logits) if sample else jnp.argmax(logits, axis=-1)
+        return carry, actions.astype(jnp.int32)
 
     return act, model.actor_carry
 

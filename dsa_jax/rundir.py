@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from dsa_jax import plots
+from dsa_jax.baselines import pai
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
 from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, abstract_state
 from dsa_jax.config import Config, differences
@@ -133,6 +134,5 @@ def summary(config: Config, metrics: Metrics) -> dict:
         "genie_return": genie,
     }
     if config.algo == "pai":  # one network stored once, masked differently per agent
-        shared = abstract_state(config, 1).learner.actor_params
-        result["pai_shared_parameters"] = int(sum(leaf.size for leaf in jax.tree.leaves(shared)))
+        result["pai_shared_parameters"] = int(pai.shared_parameter_count(abstract_state(config, 1).learner.actor_params))
     return result

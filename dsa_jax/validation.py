@@ -16,12 +16,13 @@ def fail(field: str, value, allowed: str):
     raise ValueError(f"{field} = {value!r} is invalid: {allowed}")
 
 
-def check_int(field: str, value, low: int, high: int) -> None:
-    """An integer (not a bool) in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        fail(field, value, f"must be an integer in [{low}, {high}]")
-    if not low <= value <= high:
-        fail(field, value, f"must be an integer in [{low}, {high}]")
+def check_int(field: str, value, low: int, high: int, *, optional: bool = False) -> None:
+    """An integer (not a bool) in [low, high]; with ``optional``, None (the default) too."""
+    if optional and value is None:
+        return
+    allowed = f"must be an integer in [{low}, {high}]" + (", or null for the default" if optional else "")
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        fail(field, value, allowed)
 
 
 def check_real(

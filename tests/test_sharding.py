@@ -102,7 +102,8 @@ def test_default_mesh_run_batch_and_device_errors():
     visible = jax.device_count()
     assert sharding.run_mesh(CONFIG, 1).size == 1  # a single run is never padded
     mesh = sharding.run_mesh(CONFIG, 5)
-    assert mesh.size == min(5, visible) and sharding.padded_count(5, mesh) % mesh.size == 0
+    padded = sharding.padded_count(5, mesh)
+    assert mesh.size == min(5, visible) and padded % mesh.size == 0 and 5 <= padded < 5 + mesh.size
     assert sharding.padded_count(5, sharding.run_mesh(ONE_DEVICE, 5)) == 5
     padded = sharding.pad_runs({"a": np.arange(3)}, 4)
     np.testing.assert_array_equal(padded["a"], [0, 1, 2, 2])

@@ -19,7 +19,7 @@ from flax import struct
 from dsa_jax import evaluation, pruning
 from dsa_jax.config import Config, DQNConfig
 from dsa_jax.networks import IAGCModel, RecurrentNet, zero_carry
-from dsa_jax.program import Evaluation, Program, evaluate_policy, greedy_actors, sampling_actors
+from dsa_jax.program import Evaluation, Program, deployed_actors, evaluate_policy
 
 
 @struct.dataclass
@@ -225,7 +225,7 @@ def make_drqn_program(config: Config) -> Program:
 
     def evaluate(state: DRQNState) -> Evaluation:
         deployed = deploy(state)
-        act, init_carry = (sampling_actors if cfg.eval_beta > 0 else greedy_actors)(model, deployed)
+        act, init_carry = deployed_actors(model, deployed, sample=cfg.eval_beta > 0)
         measured = jax.vmap(pruning.measured_sparsity)(deployed)
         return evaluate_policy(state, config, act, init_carry, zeros, measured, measured)
 

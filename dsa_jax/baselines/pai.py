@@ -14,9 +14,6 @@ import jax.numpy as jnp
 
 from dsa_jax import pruning
 
-STRUCTURES = ("structured", "unstructured")
-
-
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
     """float32 ``[H]``: 1 for the H - floor(s * H) units kept, a uniformly random subset."""
     removed = jnp.floor(sparsity * hidden + 1e-3)
