@@ -4,8 +4,8 @@ linear SNR ~ U[1, 10] per user and channel, fixed in the episode, no PUs).
 - fixed assignment: user 0 always on channel 1, user 1 always on channel 2, user 2 idle. This is
   what IAGC's greedy actors converge to here (README, "Training budget actually used").
 - swap probe: slot 1 as the fixed assignment, slot 2 users 0 and 1 swap channels, so each knows
-  both its SNRs; then user 0 takes its better channel and user 1 tries its own better one,
-  moving to the other after one collision when both chose the same.
+  both its SNRs; then user 0 takes its better channel and user 1 tries its own better one;
+  when both chose the same, they collide once (neither gets anything) and user 1 moves.
 
 Usage: python experiments/protocols.py [--episodes 400000] [--seed 0]
 """
@@ -34,8 +34,9 @@ def swap_probe(snr: np.ndarray, horizon: int) -> np.ndarray:
     probing = first[:, 0] + second[:, 1] + first[:, 1] + second[:, 0]
     first_choice, second_choice = first.argmax(axis=1), second.argmax(axis=1)
     second_gets = np.where(first_choice == 0, second[:, 1], second[:, 0])
-    clash = first_choice == second_choice  # user 1 loses one slot before it moves
-    return probing + (horizon - 2) * (first.max(axis=1) + second_gets) - clash * second_gets
+    settled = first.max(axis=1) + second_gets
+    clash = first_choice == second_choice  # both collide once, then user 1 moves
+    return probing + (horizon - 2) * settled - clash * settled
 
 
 def main() -> None:

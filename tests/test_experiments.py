@@ -1,0 +1,70 @@
+"""The analysis helpers under experiments/, on hand-made action traces and the NumPy protocols."""
+
+import re
+
+import jax
+import numpy as np
+
+from dsa_jax import presets
+from dsa_jax.program import evaluation_key
+from dsa_jax.train import make_program
+from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player
+from experiments.protocols import fixed_assignment as fixed_assignment_reward
+from experiments.protocols import genie_per_slot, swap_probe
+
+
+def test_channel_usage_counts_each_users_actions():
+    # 2 episodes x 2 slots x 2 users; user 0: idle, ch1, ch1, ch1; user 1: ch2 x3, idle.
+    actions = np.array([[[0, 2], [1, 2]], [[1, 2], [1, 0]]])
+    usage = channel_usage(actions, num_actions=3)
+    np.testing.assert_allclose(usage, [[0.25, 0.75, 0.0], [0.25, 0.0, 0.75]])
+    np.testing.assert_allclose(usage.sum(axis=1), 1.0)
+
+
+def test_fixed_assignment_recognised_only_when_constant_and_orthogonal():
+    fixed = np.broadcast_to(np.array([1, 0, 2]), (4, 6, 3))
+    np.testing.assert_array_equal(fixed_assignment(fixed), [1, 0, 2])
+    switching = fixed.copy()
+    switching[2, 4] = [2, 0, 1]
+    assert fixed_assignment(switching) is None
+    sharing = np.broadcast_to(np.array([1, 1, 0]), (4, 6, 3))
+    assert fixed_assignment(sharing) is None
+    all_idle = np.zeros((2, 3, 3), dtype=int)
+    np.testing.assert_array_equal(fixed_assignment(all_idle), [0, 0, 0])
+
+
+def test_player_replays_the_programs_evaluation():
+    program = make_program(presets.get("quick"))
+    state = program.init(jax.random.PRNGKey(0))
+    episodes = program.config.train.eval_episodes
+    trace = jax.device_get(make_player(program)(state, jax.random.split(evaluation_key(state), episodes)))
+    outcome = jax.device_get(program.evaluate(state).outcome)
+    np.testing.assert_allclose(trace.reward.sum(axis=1).mean(), outcome.eval_return, rtol=1e-5)
+    np.testing.assert_allclose(trace.optimum.sum(axis=1).mean(), outcome.genie_return, rtol=1e-5)
+    line = describe(trace, program.config.env.num_actions, skip=2)
+    reported = float(re.search(r"genie fraction ([0-9.]+)", line).group(1))
+    assert abs(reported - float(outcome.genie_fraction)) <= 5e-4
+
+
+def test_protocols_match_a_slot_by_slot_loop():
+    rng = np.random.default_rng(3)
+    snr = rng.uniform(1.0, 10.0, (50, 3, 2))
+    horizon = 7
+    for e in range(len(snr)):
+        s = snr[e]
+        best = max(
+            [s[u, c] for u in range(3) for c in range(2)]
+            + [s[u, 0] + s[v, 1] for u in range(3) for v in range(3) if u != v]
+        )
+        assert np.isclose(genie_per_slot(snr[e : e + 1])[0], best)
+        assert np.isclose(fixed_assignment_reward(snr[e : e + 1], horizon)[0], horizon * (s[0, 0] + s[1, 1]))
+        # Swap probe, slot by slot: two probing slots, then user 0 on its better channel, user 1
+        # on its own better one, moving to the other after a collision.
+        total = s[0, 0] + s[1, 1] + s[0, 1] + s[1, 0]
+        first, second = int(np.argmax(s[0])), int(np.argmax(s[1]))
+        for _ in range(horizon - 2):
+            if second == first:  # both collide: nothing this slot
+                second = 1 - first
+            else:
+                total += s[0, first] + s[1, second]
+        assert np.isclose(swap_probe(snr[e : e + 1], horizon)[0], total)
