@@ -35,10 +35,10 @@ def test_fixed_assignment_recognised_only_when_constant_and_orthogonal():
 
 def test_player_replays_the_programs_evaluation():
     program = make_program(presets.get("quick"))
-    state = program.init(jax.random.PRNGKey(0))
+    state = jax.jit(program.init)(jax.random.PRNGKey(0))
     episodes = program.config.train.eval_episodes
     trace = jax.device_get(make_player(program)(state, jax.random.split(evaluation_key(state), episodes)))
-    outcome = jax.device_get(program.evaluate(state).outcome)
+    outcome = jax.device_get(jax.jit(program.evaluate)(state).outcome)
     np.testing.assert_allclose(trace.reward.sum(axis=1).mean(), outcome.eval_return, rtol=1e-5)
     np.testing.assert_allclose(trace.optimum.sum(axis=1).mean(), outcome.genie_return, rtol=1e-5)
     line = describe(trace, program.config.env.num_actions, skip=2)
