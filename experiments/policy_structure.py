@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from dsa_jax import evaluation
+from dsa_jax.checkpoint import CheckpointError
 from dsa_jax.program import deployed_actors
 from dsa_jax.reload import load_run
 from dsa_jax.train import make_program
@@ -65,7 +66,10 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=5, help="first slots left out of the usage (probing)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the episodes' key")
     args = parser.parse_args()
-    run = load_run(args.run_dir)
+    try:
+        run = load_run(args.run_dir)
+    except CheckpointError as error:
+        raise SystemExit(str(error)) from None
     if run.config.algo not in ("iagc", "pai"):
         raise SystemExit(f"algo = {run.config.algo!r} is not supported: only iagc and pai runs have greedy actors")
     if args.episodes < 1:
