@@ -12,6 +12,7 @@ Usage: python experiments/policy_structure.py RUN_DIR [--episodes 1024] [--skip 
 from __future__ import annotations
 
 import argparse
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -48,15 +49,33 @@ def make_player(program):
     return jax.jit(play)
 
 
-def describe(trace, num_actions: int, skip: int) -> str:
-    """One line: genie fraction, per-user action frequencies from slot ``skip`` on, and the shape."""
-    fraction = float(trace.reward.sum() / trace.optimum.sum())
+class Structure(NamedTuple):
+    """One seed's behaviour: genie fraction, per-user action frequencies ``[N, K+1]`` from slot
+    ``skip`` on, and the fixed assignment ``[N]`` (None when there is none)."""
+
+    genie_fraction: float
+    usage: np.ndarray
+    assignment: np.ndarray | None
+
+
+def structure(trace, num_actions: int, skip: int) -> Structure:
+    """Summarise an ``EpisodeTrace`` with a leading episode axis ``[E, T, ...]``."""
     late = np.asarray(trace.actions)[:, skip:]
-    usage = channel_usage(late, num_actions)
-    rows = "  ".join(f"user {u}: " + "/".join(f"{p:.2f}" for p in usage[u]) for u in range(len(usage)))
-    assignment = fixed_assignment(late)
-    shape = "varies" if assignment is None else f"fixed assignment (channel per user, 0 = idle) {assignment.tolist()}"
-    return f"genie fraction {fraction:.3f}; from slot {skip + 1} on, idle/channel 1/...: {rows}; {shape}"
+    return Structure(
+        genie_fraction=float(evaluation.genie_fraction(trace.reward, trace.optimum)),
+        usage=channel_usage(late, num_actions),
+        assignment=fixed_assignment(late),
+    )
+
+
+def describe(found: Structure, skip: int) -> str:
+    rows = "  ".join(f"user {u}: " + "/".join(f"{p:.2f}" for p in found.usage[u]) for u in range(len(found.usage)))
+    shape = (
+        "varies"
+        if found.assignment is None
+        else f"fixed assignment (channel per user, 0 = idle) {found.assignment.tolist()}"
+    )
+    return f"genie fraction {found.genie_fraction:.3f}; from slot {skip + 1} on, idle/channel 1/...: {rows}; {shape}"
 
 
 def main() -> None:
@@ -82,7 +101,7 @@ def main() -> None:
     print(f"{args.run_dir} at iteration {run.step}, {args.episodes} episodes per seed")
     for seed in range(run.config.train.seeds):
         trace = jax.device_get(play(run.seed_state(seed), keys))
-        print(f"seed {seed}: {describe(trace, run.config.env.num_actions, args.skip)}")
+        print(f"seed {seed}: {describe(structure(trace, run.config.env.num_actions, args.skip), args.skip)}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,12 @@
 """The analysis helpers under experiments/, on hand-made action traces and the NumPy protocols."""
 
-import re
-
 import jax
 import numpy as np
 
 from dsa_jax import presets
 from dsa_jax.program import evaluation_key
 from dsa_jax.train import make_program
-from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player
+from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, swap_probe
 
@@ -41,9 +39,10 @@ def test_player_replays_the_programs_evaluation():
     outcome = jax.device_get(jax.jit(program.evaluate)(state).outcome)
     np.testing.assert_allclose(trace.reward.sum(axis=1).mean(), outcome.eval_return, rtol=1e-5)
     np.testing.assert_allclose(trace.optimum.sum(axis=1).mean(), outcome.genie_return, rtol=1e-5)
-    line = describe(trace, program.config.env.num_actions, skip=2)
-    reported = float(re.search(r"genie fraction ([0-9.]+)", line).group(1))
-    assert abs(reported - float(outcome.genie_fraction)) <= 5e-4
+    found = structure(trace, program.config.env.num_actions, skip=0)
+    np.testing.assert_allclose(found.genie_fraction, outcome.genie_fraction, rtol=1e-5)
+    np.testing.assert_allclose(found.usage[:, 0].mean(), outcome.idle_rate, rtol=1e-5)  # idle share of user-slots
+    assert f"genie fraction {found.genie_fraction:.3f}" in describe(found, skip=0)
 
 
 def test_protocols_match_a_slot_by_slot_loop():
