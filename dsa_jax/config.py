@@ -28,6 +28,9 @@ DEFAULT_TARGET = {"iagc": 0.95, "pai": 0.5}
 SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
 PRUNE_MODES = ("regrow", "fixed")
 PRUNE_SCOPES = ("global", "layerwise")
+# What the global critic reads: every user's observation (the paper's IAGC), or those plus the
+# true environment state (SNR matrix, PU occupancy, slot index), as MAPPO's global-state critic.
+CRITIC_INPUTS = ("observations", "state")
 
 # Largest number of elements one batched array may hold (int32 indexing in XLA).
 MAX_ELEMENTS = 2**31 - 1
@@ -49,8 +52,10 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     hidden_size: int = 64
     num_envs: int = 16
+    critic_input: str = "observations"
 
     def __post_init__(self):
+        check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
         check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
         check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)

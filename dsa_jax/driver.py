@@ -178,7 +178,7 @@ def run(
         nonlocal chunks_done
         chunks_done += 1
         if main_process:
-            rundir.write_metrics(run_dir, result.metrics)
+            rundir.write_metrics(run_dir, config, result.metrics)
         step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
         stopping = stop is not None and stop.requested
         if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:

@@ -57,7 +57,13 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
     mode = "fixed" if shared else prune_cfg.mode
     scope = prune_cfg.scope
     prune_enabled = (prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled) and not shared
-    model = IAGCModel(env_params.num_users, env_params.obs_dim, env_params.num_actions, cfg.hidden_size)
+    model = IAGCModel(
+        env_params.num_users,
+        env_params.obs_dim,
+        env_params.num_actions,
+        cfg.hidden_size,
+        ppo.critic_input_size(env_params, cfg.critic_input),
+    )
     actor_tx, critic_tx = ppo.make_optimizers(cfg)
     default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, env_params.num_users)
     pai_sparsity = jnp.broadcast_to(jnp.float32(prune_cfg.target_for("pai")), (env_params.num_users,))
@@ -89,7 +95,9 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         learner = state.learner
         live = pruning.live_actor(learner.actor_params, state.masks, mode)
-        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg.num_envs)
+        traj = ppo.rollout(
+            rollout_key, model, live, learner.critic_params, env_params, cfg.num_envs, cfg.critic_input
+        )
         reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.rewards, cfg.gamma)
         advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
         fixed_masks = state.masks if mode == "fixed" else None

@@ -182,15 +182,19 @@ def policy(logits: jax.Array) -> distrax.Categorical:
 class IAGCModel:
     """N independent actors (parameters stacked on a leading agent axis) and one global critic.
 
-    The critic reads the concatenation of all users' observations. Shapes: B episodes,
-    N agents, D = obs_dim, A = K+1 actions, T slots.
+    The critic reads a global input of ``critic_input_size`` features per slot (by default all
+    users' observations concatenated, N*D; see ``ppo.critic_inputs``). Shapes: B episodes,
+    N agents, D = obs_dim, A = K+1 actions, T slots, C = critic_input_size.
     """
 
-    def __init__(self, num_agents: int, obs_dim: int, num_actions: int, hidden_size: int):
+    def __init__(
+        self, num_agents: int, obs_dim: int, num_actions: int, hidden_size: int, critic_input_size: int | None = None
+    ):
         self.num_agents = num_agents
         self.hidden_size = hidden_size
+        self.critic_input_size = num_agents * obs_dim if critic_input_size is None else critic_input_size
         self.actor = RecurrentNet(obs_dim, hidden_size, num_actions)
-        self.critic = RecurrentNet(num_agents * obs_dim, hidden_size, 1)
+        self.critic = RecurrentNet(self.critic_input_size, hidden_size, 1)
         self._obs_dim = obs_dim
 
     def init(self, key: jax.Array):
@@ -199,7 +203,7 @@ class IAGCModel:
         carry = zero_carry((), self.hidden_size)
         actor_keys = jax.random.split(actor_key, self.num_agents)
         actor_params = jax.vmap(lambda k: self.actor.init(k, carry, jnp.zeros(self._obs_dim)))(actor_keys)
-        critic_params = self.critic.init(critic_key, carry, jnp.zeros(self.num_agents * self._obs_dim))
+        critic_params = self.critic.init(critic_key, carry, jnp.zeros(self.critic_input_size))
         return actor_params, critic_params
 
     def actor_carry(self, batch_shape: tuple[int, ...] = ()):
@@ -215,9 +219,9 @@ class IAGCModel:
         carry, logits = jax.vmap(self.actor.apply)(actor_params, carry, per_agent_obs)
         return carry, jnp.moveaxis(logits, 0, -2)
 
-    def critic_step(self, critic_params, carry, obs: jax.Array):
-        """obs ``[..., N, D]`` -> (carry, value ``[...]``)."""
-        carry, value = self.critic.apply(critic_params, carry, global_observation(obs))
+    def critic_step(self, critic_params, carry, critic_input: jax.Array):
+        """critic_input ``[..., C]`` -> (carry, value ``[...]``)."""
+        carry, value = self.critic.apply(critic_params, carry, critic_input)
         return carry, value[..., 0]
 
     def actor_unroll(self, actor_params, obs: jax.Array) -> jax.Array:
@@ -226,12 +230,6 @@ class IAGCModel:
         unroll = lambda p, x: self.actor.apply(p, x, method=RecurrentNet.unroll)  # noqa: E731
         return jnp.moveaxis(jax.vmap(unroll)(actor_params, per_agent_obs), 0, 2)
 
-    def critic_unroll(self, critic_params, obs: jax.Array) -> jax.Array:
-        """obs ``[T, B, N, D]`` from zero state -> values ``[T, B]``."""
-        values = self.critic.apply(critic_params, global_observation(obs), method=RecurrentNet.unroll)
-        return values[..., 0]
-
-
-def global_observation(obs: jax.Array) -> jax.Array:
-    """The critic's input: all users' observations concatenated, ``[..., N*D]``."""
-    return obs.reshape(obs.shape[:-2] + (-1,))
+    def critic_unroll(self, critic_params, critic_inputs: jax.Array) -> jax.Array:
+        """critic_inputs ``[T, B, C]`` from zero state -> values ``[T, B]``."""
+        return self.critic.apply(critic_params, critic_inputs, method=RecurrentNet.unroll)[..., 0]

@@ -17,14 +17,18 @@ def _axes() -> tuple[Figure, object]:
     return fig, fig.subplots()
 
 
-def training_curve(path: Path, iterations: np.ndarray, returns: np.ndarray, genie: float, aloha: float, title: str):
-    """Mean +- std across seeds of the evaluation return. returns ``[S, E]``."""
+LEVEL_STYLES = (("k", "--"), ("tab:green", "-."), ("tab:red", ":"), ("tab:gray", (0, (1, 3))))
+
+
+def training_curve(path: Path, iterations: np.ndarray, returns: np.ndarray, levels: dict[str, float], title: str):
+    """Mean +- std across seeds of the evaluation return ``[S, E]``, with a horizontal line per
+    reference level (label -> return per episode)."""
     mean, std = returns.mean(axis=0), returns.std(axis=0)
     fig, ax = _axes()
     ax.plot(iterations, mean, label="evaluation return (mean over seeds)")
     ax.fill_between(iterations, mean - std, mean + std, alpha=0.25, label="± std over seeds")
-    ax.axhline(genie, color="k", linestyle="--", label=f"genie ceiling ({genie:.0f})")
-    ax.axhline(aloha, color="tab:red", linestyle=":", label=f"slotted ALOHA ({aloha:.0f})")
+    for (label, level), (color, style) in zip(levels.items(), LEVEL_STYLES, strict=False):
+        ax.axhline(level, color=color, linestyle=style, label=f"{label} ({level:.0f})")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("episode reward")
     ax.set_title(title)

@@ -12,16 +12,18 @@ from flax import struct
 
 from dsa_jax import env as dsa_env
 from dsa_jax.config import PPOConfig
-from dsa_jax.env import EnvParams
+from dsa_jax.env import EnvParams, EnvState
 from dsa_jax.networks import IAGCModel, policy
 
 
 @struct.dataclass
 class Trajectory:
-    """B whole episodes: obs ``[T, B, N, D]`` (the inputs the actions were taken on), actions
-    and log_probs ``[T, B, N]``, values, raw rewards and genie optimum ``[T, B]``."""
+    """B whole episodes: obs ``[T, B, N, D]`` (the inputs the actions were taken on), the
+    critic's inputs ``[T, B, C]``, actions and log_probs ``[T, B, N]``, values, raw rewards and
+    genie optimum ``[T, B]``."""
 
     obs: jax.Array
+    critic_inputs: jax.Array
     actions: jax.Array
     log_probs: jax.Array
     values: jax.Array
@@ -60,10 +62,40 @@ class UpdateMetrics:
     clip_fraction: jax.Array
 
 
+def critic_input_size(env_params: EnvParams, mode: str) -> int:
+    """Features C of the critic's per-slot input under ``ppo.critic_input = mode``."""
+    n, k = env_params.num_users, env_params.num_channels
+    observations = n * env_params.obs_dim
+    return observations if mode == "observations" else observations + n * k + k + 1
+
+
+def critic_inputs(obs: jax.Array, env_state: EnvState, env_params: EnvParams, mode: str) -> jax.Array:
+    """The global critic's input for the slot about to be played, ``[..., C]``.
+
+    ``observations``: all users' observations concatenated (the paper's IAGC), ``[..., N*D]``.
+    ``state``: those, then the episode's SNR matrix over the law's scale ``[..., N*K]``, the
+    slot's PU occupancy ``[..., K]`` and the slot index over the horizon ``[..., 1]``. Only the
+    critic sees the state, and only in training: the actors still act on their own observations.
+    """
+    joint = obs.reshape(obs.shape[:-2] + (-1,))
+    if mode == "observations":
+        return joint
+    snr = env_state.snr.reshape(env_state.snr.shape[:-2] + (-1,)) / env_params.snr_scale
+    clock = (env_state.time / env_params.horizon)[..., None]
+    return jnp.concatenate([joint, snr, env_state.pu_busy.astype(jnp.float32), clock], axis=-1).astype(jnp.float32)
+
+
 def rollout(
-    key: jax.Array, model: IAGCModel, actor_params, critic_params, env_params: EnvParams, num_envs: int
+    key: jax.Array,
+    model: IAGCModel,
+    actor_params,
+    critic_params,
+    env_params: EnvParams,
+    num_envs: int,
+    critic_input: str = "observations",
 ) -> Trajectory:
-    """Play ``num_envs`` episodes in parallel, hidden states starting at zero."""
+    """Play ``num_envs`` episodes in parallel, hidden states starting at zero; the critic reads
+    ``critic_inputs(..., critic_input)``."""
     reset_key, run_key = jax.random.split(key)
     obs, env_state = jax.vmap(dsa_env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), env_params)
     step = jax.vmap(dsa_env.step, in_axes=(0, 0, 0, None))
@@ -72,10 +104,12 @@ def rollout(
         obs, env_state, actor_carry, critic_carry = carry
         action_key, env_key = jax.random.split(slot_key)
         actor_carry, logits = model.actor_step(actor_params, actor_carry, obs)
-        critic_carry, value = model.critic_step(critic_params, critic_carry, obs)
+        global_input = critic_inputs(obs, env_state, env_params, critic_input)
+        critic_carry, value = model.critic_step(critic_params, critic_carry, global_input)
         actions, log_probs = policy(logits).sample_and_log_prob(seed=action_key)
-        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
-        record = Trajectory(obs, actions.astype(jnp.int32), log_probs, value, reward, info.optimum)
+        next_obs, next_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
+        record = Trajectory(obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, info.optimum)
+        env_state = next_state
         return (next_obs, env_state, actor_carry, critic_carry), record
 
     init = (obs, env_state, model.actor_carry((num_envs,)), model.critic_carry((num_envs,)))
@@ -145,9 +179,9 @@ def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: ja
     return per_agent.sum(), aux
 
 
-def critic_loss(critic_params, model: IAGCModel, obs: jax.Array, returns: jax.Array, cfg: PPOConfig):
-    """vf_coef * mean squared error of the global critic to the lambda-returns."""
-    values = model.critic_unroll(critic_params, obs)
+def critic_loss(critic_params, model: IAGCModel, critic_inputs: jax.Array, returns: jax.Array, cfg: PPOConfig):
+    """vf_coef * mean squared error of the global critic to the lambda-returns ``[T, b]``."""
+    values = model.critic_unroll(critic_params, critic_inputs)
     return cfg.vf_coef * jnp.mean((values - returns) ** 2)
 
 
@@ -202,7 +236,9 @@ def ppo_update(
             update = jax.vmap(actor_tx.update)
             a_updates, actor_opt_state = update(a_grads, learner.actor_opt_state, learner.actor_params)
             a_updates = _masked(a_updates, actor_masks)
-        c_loss, c_grads = jax.value_and_grad(critic_loss)(learner.critic_params, model, batch.obs, take(returns), cfg)
+        c_loss, c_grads = jax.value_and_grad(critic_loss)(
+            learner.critic_params, model, batch.critic_inputs, take(returns), cfg
+        )
         c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
         learner = Learner(
             actor_params=optax.apply_updates(learner.actor_params, a_updates),

@@ -17,6 +17,7 @@ import numpy as np
 from dsa_jax import plots
 from dsa_jax.baselines import pai
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
+from dsa_jax.baselines.static import static_expected_reward
 from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, abstract_state
 from dsa_jax.config import Config, differences
 from dsa_jax.evaluation import EvalMetrics
@@ -62,17 +63,20 @@ def prepare_fresh(run_dir: Path, config: Config, overwrite: bool) -> None:
     (run_dir / CONFIG_FILE).write_text(config.to_json())
 
 
-def eval_rows(metrics: Metrics) -> list[dict]:
-    """One dict per evaluation per seed, the ``metrics.csv`` rows."""
+def eval_rows(config: Config, metrics: Metrics) -> list[dict]:
+    """One dict per evaluation per seed, the ``metrics.csv`` rows; the closed-form static and
+    ALOHA returns per episode are repeated on every row, beside the evaluation's genie return."""
     fields = list(EvalMetrics.__dataclass_fields__)
     evals = metrics.eval
     num_seeds, num_evals = evals.outcome.eval_return.shape
     num_agents = evals.sparsity_deployed.shape[-1]
+    static, aloha = closed_form_levels(config)
     rows = []
     for e in range(num_evals):
         for s in range(num_seeds):
             row = {"iteration": int(metrics.eval_iteration[s, e]), "seed": s}
             row.update({name: float(getattr(evals.outcome, name)[s, e]) for name in fields})
+            row.update(static_return=static, aloha_return=aloha)
             for kind in ("scheduled", "measured", "deployed"):
                 values = getattr(evals, f"sparsity_{kind}")[s, e]
                 row.update({f"sparsity_{kind}_{i}": float(values[i]) for i in range(num_agents)})
@@ -86,29 +90,35 @@ def flat_arrays(metrics: Metrics) -> dict[str, np.ndarray]:
     return {"/".join(str(k.name) for k in path): np.asarray(leaf) for path, leaf in leaves}
 
 
-def write_metrics(run_dir: Path, metrics: Metrics) -> None:
+def write_metrics(run_dir: Path, config: Config, metrics: Metrics) -> None:
     np.savez(run_dir / "metrics.npz", **flat_arrays(metrics))
-    rows = eval_rows(metrics)
+    rows = eval_rows(config, metrics)
     with open(run_dir / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
 
 
-def reference_levels(config: Config, metrics: Metrics) -> tuple[float, float]:
-    """(genie return, closed-form ALOHA return) per episode, for figures and tables."""
-    aloha = aloha_expected_reward(config.env, optimal_q(config.env)) * config.env.horizon
-    return float(np.mean(metrics.eval.outcome.genie_return)), aloha
+def closed_form_levels(config: Config) -> tuple[float, float]:
+    """(static policy, slotted ALOHA) expected returns per episode, in closed form."""
+    horizon = config.env.horizon
+    static = static_expected_reward(config.env) * horizon
+    return static, aloha_expected_reward(config.env, optimal_q(config.env)) * horizon
+
+
+def reference_levels(config: Config, metrics: Metrics) -> tuple[float, float, float]:
+    """(genie, static, ALOHA) returns per episode, for figures and tables; the genie's is the
+    mean over the run's evaluation episodes."""
+    return float(np.mean(metrics.eval.outcome.genie_return)), *closed_form_levels(config)
 
 
 def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
-    genie, aloha = reference_levels(config, metrics)
+    genie, static, aloha = reference_levels(config, metrics)
     plots.training_curve(
         run_dir / "training.png",
         metrics.eval_iteration[0],
         metrics.eval.outcome.eval_return,
-        genie,
-        aloha,
+        {"genie ceiling": genie, "static policy": static, "slotted ALOHA": aloha},
         title=f"{config.algo} on N={config.env.num_users}, K={config.env.num_channels}, pu={config.env.pu_mode}",
     )
     iterations = np.arange(metrics.train.sparsity_scheduled.shape[1])
@@ -120,7 +130,7 @@ def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
 def summary(config: Config, metrics: Metrics) -> dict:
     """Final evaluation across seeds, next to the reference levels."""
     final = metrics.eval.outcome.eval_return[:, -1]
-    genie, aloha = reference_levels(config, metrics)
+    genie, static, aloha = reference_levels(config, metrics)
     result = {
         "algo": config.algo,
         "final_eval_return_mean": float(final.mean()),
@@ -129,8 +139,10 @@ def summary(config: Config, metrics: Metrics) -> dict:
         "final_genie_fraction_std": float(metrics.eval.outcome.genie_fraction[:, -1].std()),
         "final_sparsity_deployed_mean": float(metrics.eval.sparsity_deployed[:, -1].mean()),
         "final_sparsity_deployed_per_agent": np.asarray(metrics.eval.sparsity_deployed[:, -1].mean(axis=0)).tolist(),
+        "static_return": static,
+        "ratio_to_static": float(final.mean() / static) if static > 0 else None,
         "aloha_return": aloha,
-        "ratio_to_aloha": float(final.mean() / aloha),
+        "ratio_to_aloha": float(final.mean() / aloha) if aloha > 0 else None,
         "genie_return": genie,
     }
     if config.algo == "pai":  # one network stored once, masked differently per agent

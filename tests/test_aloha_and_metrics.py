@@ -1,4 +1,5 @@
-"""ALOHA's closed form against Monte Carlo, and the evaluation metrics against NumPy."""
+"""ALOHA's and the static policy's closed forms against Monte Carlo, and the evaluation
+metrics against NumPy."""
 
 import functools
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import evaluation
-from dsa_jax.baselines import aloha
+from dsa_jax.baselines import aloha, static
 from dsa_jax.env import EnvParams
 
 
@@ -32,6 +33,37 @@ def test_closed_form_matches_monte_carlo(params, q):
     per_slot = np.asarray(stats.reward, np.float64) / params.horizon  # one value per episode
     stderr = per_slot.std(ddof=1) / np.sqrt(per_slot.size)
     assert abs(per_slot.mean() - aloha.aloha_expected_reward(params, q)) < 3 * stderr
+
+
+STATIC_CASES = [
+    EnvParams(),
+    EnvParams(num_users=1, num_channels=4),
+    EnvParams(num_users=2, num_channels=4, pu_mode="iid", pu_prob=0.2),
+    EnvParams(num_users=5, num_channels=3, pu_mode="markov", snr_dist="rayleigh", reward="rate"),
+    EnvParams(num_users=3, num_channels=3, pu_mode="episode", snr_dist="uniform_db", snr_low=0, snr_high=20),
+]
+
+
+@pytest.mark.parametrize("params", STATIC_CASES)
+def test_static_closed_form_matches_monte_carlo(params):
+    act = lambda key, carry, obs: (carry, static.static_actions(params))  # noqa: E731
+    run = functools.partial(evaluation.run_episodes, params=params, act=act, init_carry=tuple, num_episodes=800)
+    stats = jax.jit(run)(jax.random.key(11))
+    per_slot = np.asarray(stats.reward, np.float64) / params.horizon
+    stderr = per_slot.std(ddof=1) / np.sqrt(per_slot.size)
+    assert abs(per_slot.mean() - static.static_expected_reward(params)) < 4 * stderr
+    # nobody ever collides: min(N, K) users on distinct channels, the rest idle
+    assert int(stats.collisions.sum()) == 0
+    assert int(stats.idle.sum()) == 800 * params.horizon * max(params.num_users - params.num_channels, 0)
+
+
+def test_static_hand_values():
+    # setup_a: 2 users on distinct channels, E[SNR] = 5.5 -> 11 per slot; one user alone: 5.5
+    assert static.static_expected_reward(EnvParams()) == pytest.approx(11.0)
+    assert static.static_expected_reward(EnvParams(num_users=1, num_channels=4)) == pytest.approx(5.5)
+    # PU busy w.p. 0.2: 2 * 5.5 * 0.8
+    assert static.static_expected_reward(EnvParams(pu_mode="iid", pu_prob=0.2)) == pytest.approx(8.8)
+    np.testing.assert_array_equal(static.static_actions(EnvParams(num_users=4, num_channels=2)), [1, 2, 0, 0])
 
 
 def test_closed_form_hand_value():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import ppo, presets
+from dsa_jax.config import apply_overrides
 from dsa_jax.networks import LSTMState, lstm_cell, lstm_sequence
 from dsa_jax.train import make_program
 
@@ -104,60 +105,96 @@ def test_lstm_sequence_gradient_equals_autodiff():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def first_rollout():
-    program = make_program(CONFIG)
+@pytest.fixture(scope="module", params=["observations", "state"])
+def first_rollout(request):
+    """A rollout of the untrained quick config (PU busy w.p. 0.3, so the state holds some),
+    under each ``ppo.critic_input``."""
+    config = apply_overrides(CONFIG, [f"ppo.critic_input={request.param}", "env.pu_mode=iid", "env.pu_prob=0.3"])
+    program = make_program(config)
     state = program.init(jax.random.key(0))
     learner = state.learner
-    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))(
-        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, CONFIG.env, CONFIG.ppo.num_envs
+    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))(
+        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env,
+        config.ppo.num_envs, config.ppo.critic_input,
     )
-    return program, learner, traj
+    return config, program, learner, traj
 
 
 def test_replay_from_zero_state_gives_rollout_log_probs(first_rollout):
-    program, learner, traj = first_rollout
+    _, program, learner, traj = first_rollout
     logits = program.model.actor_unroll(learner.actor_params, traj.obs)
     replayed = jax.nn.log_softmax(logits)
     replayed = jnp.take_along_axis(replayed, traj.actions[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(replayed, traj.log_probs, atol=1e-5)
-    values = program.model.critic_unroll(learner.critic_params, traj.obs)
+    values = program.model.critic_unroll(learner.critic_params, traj.critic_inputs)
     np.testing.assert_allclose(values, traj.values, atol=1e-5)
 
 
+def test_critic_input_layout(first_rollout):
+    config, _, _, traj = first_rollout
+    env = config.env
+    n, k, d, horizon = env.num_users, env.num_channels, env.obs_dim, env.horizon
+    inputs, obs = np.asarray(traj.critic_inputs), np.asarray(traj.obs)
+    num_envs = config.ppo.num_envs
+    assert inputs.shape == (horizon, num_envs, ppo.critic_input_size(env, config.ppo.critic_input))
+    np.testing.assert_array_equal(inputs[..., : n * d], obs.reshape(horizon, num_envs, n * d))
+    if config.ppo.critic_input == "observations":
+        assert inputs.shape[-1] == n * d
+        return
+    assert inputs.shape[-1] == n * d + n * k + k + 1
+    snr = inputs[..., n * d : n * d + n * k].reshape(horizon, num_envs, n, k) * env.snr_scale
+    pu = inputs[..., n * d + n * k : -1]
+    np.testing.assert_allclose(inputs[..., -1], np.broadcast_to(np.arange(horizon)[:, None] / horizon, (horizon, num_envs)))
+    # the SNR matrix is the episode's: constant in time, in the law's range, and equal to what
+    # every acknowledged user received on its channel in the next observation
+    np.testing.assert_array_equal(snr, np.broadcast_to(snr[:1], snr.shape))
+    assert snr.min() >= env.snr_low - 1e-4 and snr.max() <= env.snr_high + 1e-4
+    actions, feedback = traj.actions[:-1], obs[1:, :, :, env.num_actions : env.num_actions + 4].argmax(-1)
+    received = obs[1:, :, :, -1] * env.snr_scale
+    t, b, i = np.nonzero(feedback == 1)
+    assert t.size > 0
+    np.testing.assert_allclose(received[t, b, i], snr[t, b, i, np.asarray(actions)[t, b, i] - 1], rtol=1e-5)
+    # the PU occupancy is the slot's: a user answered BUSY saw a 1 on its channel, an ACK a 0
+    for code, occupied in ((3, 1.0), (1, 0.0)):
+        t, b, i = np.nonzero(feedback == code)
+        assert t.size > 0
+        np.testing.assert_array_equal(pu[t, b, np.asarray(actions)[t, b, i] - 1], occupied)
+
+
 def test_hidden_state_resets_at_episode_start(first_rollout):
-    program, learner, traj = first_rollout
+    config, program, learner, traj = first_rollout
     # every episode starts from the dummy observation and a zero state: identical first logits
     logits = program.model.actor_unroll(learner.actor_params, traj.obs)
     np.testing.assert_array_equal(traj.obs[0], jnp.broadcast_to(traj.obs[0, :1], traj.obs[0].shape))
     np.testing.assert_allclose(logits[0], jnp.broadcast_to(logits[0, :1], logits[0].shape), atol=1e-6)
     # a second rollout (different key) starts from the same first-slot distribution too
     second = ppo.rollout(
-        jax.random.key(9), program.model, learner.actor_params, learner.critic_params, CONFIG.env, CONFIG.ppo.num_envs
+        jax.random.key(9), program.model, learner.actor_params, learner.critic_params, config.env,
+        config.ppo.num_envs, config.ppo.critic_input,
     )
     np.testing.assert_allclose(second.log_probs[0][second.actions[0] == traj.actions[0]],
                                traj.log_probs[0][second.actions[0] == traj.actions[0]], atol=1e-6)
 
 
 def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
-    program, learner, traj = first_rollout
-    half = CONFIG.ppo.num_envs // CONFIG.ppo.minibatches
+    config, program, learner, traj = first_rollout
+    half = config.ppo.num_envs // config.ppo.minibatches
     batch = jax.tree.map(lambda x: x[:, :half], traj)
     advantages, _ = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
-    _, aux = ppo.actor_loss(learner.actor_params, program.model, batch, advantages[:, :half], CONFIG.ppo)
+    _, aux = ppo.actor_loss(learner.actor_params, program.model, batch, advantages[:, :half], config.ppo)
     assert float(aux["max_ratio_error"]) < 1e-5
     assert float(aux["clip_fraction"]) == 0.0
     assert float(aux["approx_kl"]) < 1e-10
 
 
 def test_update_changes_each_agent_independently(first_rollout):
-    program, learner, traj = first_rollout
+    config, program, learner, traj = first_rollout
     advantages, returns = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
-    new, metrics = ppo.ppo_update(jax.random.key(3), learner, program.model, traj, advantages, returns, CONFIG.ppo)
+    new, metrics = ppo.ppo_update(jax.random.key(3), learner, program.model, traj, advantages, returns, config.ppo)
     before = learner.actor_params["params"]["head"]["kernel"]
     after = new.actor_params["params"]["head"]["kernel"]
-    assert before.shape[0] == CONFIG.env.num_users
-    for i in range(CONFIG.env.num_users):
+    assert before.shape[0] == config.env.num_users
+    for i in range(config.env.num_users):
         assert not np.allclose(before[i], after[i])
     assert np.isfinite(float(metrics.actor_loss)) and np.isfinite(float(metrics.critic_loss))
 
