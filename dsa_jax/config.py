@@ -32,6 +32,10 @@ PRUNE_SCOPES = ("global", "layerwise")
 # true environment state (SNR matrix, PU occupancy, slot index), as MAPPO's global-state critic.
 CRITIC_INPUTS = ("observations", "state")
 
+# Fields added after runs were first saved, with the value those runs were trained with: a saved
+# config without the field gets this value, not the current default.
+SAVED_BEFORE = {"ppo": {"critic_input": "observations", "explore_frac": 0.0, "explore_temp": 3.0}}
+
 # Largest number of elements one batched array may hold (int32 indexing in XLA).
 MAX_ELEMENTS = 2**31 - 1
 
@@ -53,9 +57,16 @@ class PPOConfig:
     hidden_size: int = 64
     num_envs: int = 16
     critic_input: str = "observations"
+    # Joint exploration: in this fraction of the training episodes every actor samples from its
+    # softmax at temperature explore_temp for the whole episode, so that deviations of several
+    # users happen in the same episodes rather than independently (see ppo.rollout).
+    explore_frac: float = 0.0
+    explore_temp: float = 3.0
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
+        check_real("ppo.explore_frac", self.explore_frac, 0.0, 1.0)
+        check_real("ppo.explore_temp", self.explore_temp, 0.0, 1e3, open_low=True)
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
         check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
         check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)
@@ -244,13 +255,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Inverse of ``to_dict``; unknown keys are refused."""
+        """Inverse of ``to_dict``; unknown keys are refused, and fields missing from a config
+        saved by an earlier version take the value that version used (``SAVED_BEFORE``)."""
         sections = _section_types()
         kwargs = {}
         for key, value in data.items():
             if key == "algo":
                 kwargs[key] = value
             elif key in sections:
+                value = {**SAVED_BEFORE.get(key, {}), **value}
                 known = {f.name for f in dataclasses.fields(sections[key])}
                 for sub in value:
                     if sub not in known:

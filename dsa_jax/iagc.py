@@ -95,9 +95,7 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         learner = state.learner
         live = pruning.live_actor(learner.actor_params, state.masks, mode)
-        traj = ppo.rollout(
-            rollout_key, model, live, learner.critic_params, env_params, cfg.num_envs, cfg.critic_input
-        )
+        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg)
         reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.rewards, cfg.gamma)
         advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
         fixed_masks = state.masks if mode == "fixed" else None

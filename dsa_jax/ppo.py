@@ -19,8 +19,8 @@ from dsa_jax.networks import IAGCModel, policy
 @struct.dataclass
 class Trajectory:
     """B whole episodes: obs ``[T, B, N, D]`` (the inputs the actions were taken on), the
-    critic's inputs ``[T, B, C]``, actions and log_probs ``[T, B, N]``, values, raw rewards and
-    genie optimum ``[T, B]``."""
+    critic's inputs ``[T, B, C]``, actions and log_probs ``[T, B, N]``, values, raw rewards,
+    genie optimum and the sampling temperature of each episode (constant in time) ``[T, B]``."""
 
     obs: jax.Array
     critic_inputs: jax.Array
@@ -29,6 +29,7 @@ class Trajectory:
     values: jax.Array
     rewards: jax.Array
     optimum: jax.Array
+    temperature: jax.Array
 
 
 @struct.dataclass
@@ -85,30 +86,43 @@ def critic_inputs(obs: jax.Array, env_state: EnvState, env_params: EnvParams, mo
     return jnp.concatenate([joint, snr, env_state.pu_busy.astype(jnp.float32), clock], axis=-1).astype(jnp.float32)
 
 
+def episode_temperatures(key: jax.Array, cfg: PPOConfig) -> jax.Array:
+    """Sampling temperature per episode ``[B]``: ``explore_temp`` for all actors at once in a
+    fraction ``explore_frac`` of the episodes, 1 elsewhere.
+
+    Independent per-slot sampling makes a joint deviation of two users rare (the product of
+    two small probabilities); tempering whole episodes for every actor together makes such
+    deviations as frequent as one. The tempered policy is the one that acted, and the loss uses
+    it too, so the update stays on-policy.
+    """
+    explore = jax.random.bernoulli(key, cfg.explore_frac, (cfg.num_envs,))
+    return jnp.where(explore, jnp.float32(cfg.explore_temp), jnp.float32(1.0))
+
+
 def rollout(
-    key: jax.Array,
-    model: IAGCModel,
-    actor_params,
-    critic_params,
-    env_params: EnvParams,
-    num_envs: int,
-    critic_input: str = "observations",
+    key: jax.Array, model: IAGCModel, actor_params, critic_params, env_params: EnvParams, cfg: PPOConfig
 ) -> Trajectory:
-    """Play ``num_envs`` episodes in parallel, hidden states starting at zero; the critic reads
-    ``critic_inputs(..., critic_input)``."""
-    reset_key, run_key = jax.random.split(key)
+    """Play ``cfg.num_envs`` episodes in parallel, hidden states starting at zero; the critic
+    reads ``critic_inputs(..., cfg.critic_input)``, the actors sample at their episode's
+    temperature (``episode_temperatures``)."""
+    num_envs = cfg.num_envs
+    reset_key, temperature_key, run_key = jax.random.split(key, 3)
     obs, env_state = jax.vmap(dsa_env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), env_params)
     step = jax.vmap(dsa_env.step, in_axes=(0, 0, 0, None))
+    temperature = episode_temperatures(temperature_key, cfg)
 
     def slot(carry, slot_key):
         obs, env_state, actor_carry, critic_carry = carry
         action_key, env_key = jax.random.split(slot_key)
         actor_carry, logits = model.actor_step(actor_params, actor_carry, obs)
-        global_input = critic_inputs(obs, env_state, env_params, critic_input)
+        global_input = critic_inputs(obs, env_state, env_params, cfg.critic_input)
         critic_carry, value = model.critic_step(critic_params, critic_carry, global_input)
-        actions, log_probs = policy(logits).sample_and_log_prob(seed=action_key)
+        tempered = logits / temperature[:, None, None]
+        actions, log_probs = policy(tempered).sample_and_log_prob(seed=action_key)
         next_obs, next_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
-        record = Trajectory(obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, info.optimum)
+        record = Trajectory(
+            obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, info.optimum, temperature
+        )
         env_state = next_state
         return (next_obs, env_state, actor_carry, critic_carry), record
 
@@ -157,12 +171,13 @@ def clipped_surrogate(log_probs, old_log_probs, advantages, clip_eps: float):
 
 
 def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig):
-    """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus.
+    """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus, under
+    the temperature each episode was played at.
 
     Each agent's loss depends only on its own parameters, so the sum gives every agent its own
     gradient. The shared advantage ``[T, b]`` is normalised over the minibatch.
     """
-    logits = model.actor_unroll(actor_params, batch.obs)
+    logits = model.actor_unroll(actor_params, batch.obs) / batch.temperature[..., None, None]
     dist = policy(logits)
     log_probs = dist.log_prob(batch.actions)
     entropy = dist.entropy()

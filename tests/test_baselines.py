@@ -1,5 +1,6 @@
 """Baselines: recurrent DQN with parameter sharing, PaI with parameter sharing, ALOHA via the driver."""
 
+import csv
 import dataclasses
 
 import jax
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, ppo, presets, pruning
+from dsa_jax import driver, ppo, presets, pruning, rundir
 from dsa_jax.baselines import drqn
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
 from dsa_jax.checkpoint import CheckpointStore
@@ -179,7 +180,8 @@ def test_pai_shared_gradient_is_sum_of_agent_gradients():
     state = program.init(jax.random.key(0))
     shared, masks = state.learner.actor_params, state.masks
     live = pruning.apply_masks(shared, masks)
-    traj = ppo.rollout(jax.random.key(1), program.model, live, state.learner.critic_params, PAI.env, 4)
+    cfg = dataclasses.replace(PAI.ppo, num_envs=4)
+    traj = ppo.rollout(jax.random.key(1), program.model, live, state.learner.critic_params, PAI.env, cfg)
     advantages = jax.random.normal(jax.random.key(2), traj.rewards.shape)
     loss = lambda stacked: ppo.actor_loss(stacked, program.model, traj, advantages, PAI.ppo)[0]  # noqa: E731
     through_shared = jax.grad(lambda p: loss(pruning.apply_masks(p, masks)))(shared)
@@ -212,6 +214,16 @@ def test_algos_write_the_same_run_directory_and_checkpoint(algo, tmp_path):
     result = driver.run(config, tmp_path / algo, progress=False)
     names = sorted(p.name for p in (tmp_path / algo).iterdir())
     assert names == ["checkpoints", "config.json", "metrics.csv", "metrics.npz", "sparsity.png", "training.png"]
+    # the static policy sits beside ALOHA and the genie in metrics.csv and the summary
+    static = 2 * 5.5 * config.env.horizon  # min(N, K) users alone on a channel, E[SNR] = 5.5
+    with open(tmp_path / algo / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == config.train.seeds * (config.train.iterations // config.train.eval_every + 1)
+    assert all(float(row["static_return"]) == pytest.approx(static) for row in rows)
+    summary = rundir.summary(config, result.metrics)
+    assert summary["static_return"] == pytest.approx(static)
+    final = np.asarray(result.metrics.eval.outcome.eval_return[:, -1]).mean()
+    assert summary["ratio_to_static"] == pytest.approx(final / static, rel=1e-6)
     assert CheckpointStore(tmp_path / algo).steps() == [20]
     loaded = load_run(tmp_path / algo)
     for got, want in zip(jax.tree.leaves(loaded.state), jax.tree.leaves(result.state), strict=True):

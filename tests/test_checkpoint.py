@@ -1,5 +1,6 @@
 """Checkpoints, exact resume (with a real SIGINT), refusals, reload, evaluate and sparse export."""
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -183,7 +184,8 @@ def test_exported_actor_matches_flax_over_episodes(exported):
     params = deployed_actor_params(run, seed=1)
     model = driver.make_program(run.config).model
     seed_state = run.seed_state(1)
-    traj = ppo.rollout(jax.random.key(7), model, params, seed_state.learner.critic_params, run.config.env, 3)
+    cfg = dataclasses.replace(run.config.ppo, num_envs=3)
+    traj = ppo.rollout(jax.random.key(7), model, params, seed_state.learner.critic_params, run.config.env, cfg)
     flax_probs = np.asarray(jax.nn.softmax(model.actor_unroll(params, traj.obs), axis=-1))  # [T, B, N, A]
     obs = np.asarray(traj.obs)
     worst = 0.0

@@ -51,6 +51,7 @@ BAD = [
     (["ppo.num_envs=1000000", "env.horizon=100000"], "ppo.num_envs"),
     (["ppo.minibatches=3"], "ppo.minibatches = 3"),
     (["ppo.epochs=2.5"], "ppo.epochs = 2.5"),
+    (["ppo.critic_input=truth"], "ppo.critic_input = 'truth'"),
     (["prune.schedule=zigzag"], "prune.schedule = 'zigzag'"),
     (["prune.target=0.5,0.8"], "prune.target"),
     (["prune.target=1.5"], "prune.target = 1.5"),
@@ -69,6 +70,14 @@ def test_bad_values_raise_clear_errors(overrides, fragment):
     message = str(err.value)
     assert fragment in message
     assert "must" in message or "unknown" in message or "exceeds" in message
+
+
+def test_config_saved_before_a_field_existed_gets_its_old_value():
+    saved = presets.get("quick").to_dict()
+    del saved["ppo"]["critic_input"]  # as written before ppo.critic_input existed
+    assert Config.from_dict(saved).ppo.critic_input == "observations"
+    state = apply_overrides(presets.get("quick"), ["ppo.critic_input=state"])
+    assert Config.from_dict(state.to_dict()).ppo.critic_input == "state"
 
 
 def test_replace_revalidates():

@@ -1,6 +1,8 @@
 """PPO pieces against NumPy loops and hand computations; rollout/replay alignment."""
 
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,29 +107,49 @@ def test_lstm_sequence_gradient_equals_autodiff():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.fixture(scope="module", params=["observations", "state"])
+@pytest.fixture(
+    scope="module",
+    params=[["ppo.critic_input=observations"], ["ppo.critic_input=state", "ppo.explore_frac=0.5", "ppo.explore_temp=4"]],
+    ids=["observations", "state-explore"],
+)
 def first_rollout(request):
     """A rollout of the untrained quick config (PU busy w.p. 0.3, so the state holds some),
-    under each ``ppo.critic_input``."""
-    config = apply_overrides(CONFIG, [f"ppo.critic_input={request.param}", "env.pu_mode=iid", "env.pu_prob=0.3"])
+    under each ``ppo.critic_input``, the second with joint exploration episodes."""
+    config = apply_overrides(CONFIG, request.param + ["env.pu_mode=iid", "env.pu_prob=0.3"])
     program = make_program(config)
     state = program.init(jax.random.key(0))
     learner = state.learner
-    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))(
-        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env,
-        config.ppo.num_envs, config.ppo.critic_input,
+    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))(
+        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo
     )
     return config, program, learner, traj
 
 
 def test_replay_from_zero_state_gives_rollout_log_probs(first_rollout):
     _, program, learner, traj = first_rollout
-    logits = program.model.actor_unroll(learner.actor_params, traj.obs)
+    logits = program.model.actor_unroll(learner.actor_params, traj.obs) / traj.temperature[..., None, None]
     replayed = jax.nn.log_softmax(logits)
     replayed = jnp.take_along_axis(replayed, traj.actions[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(replayed, traj.log_probs, atol=1e-5)
     values = program.model.critic_unroll(learner.critic_params, traj.critic_inputs)
     np.testing.assert_allclose(values, traj.values, atol=1e-5)
+
+
+def test_episode_temperatures():
+    cfg = apply_overrides(CONFIG, ["ppo.num_envs=4000", "ppo.minibatches=1", "ppo.explore_frac=0.25", "ppo.explore_temp=3"]).ppo
+    temperature = np.asarray(ppo.episode_temperatures(jax.random.key(0), cfg))
+    assert set(np.unique(temperature)) == {1.0, 3.0}
+    assert abs((temperature == 3.0).mean() - 0.25) < 0.03  # 4 standard errors
+    off = ppo.episode_temperatures(jax.random.key(0), dataclasses.replace(cfg, explore_frac=0.0))
+    np.testing.assert_array_equal(off, 1.0)
+
+
+def test_rollout_temperature_is_per_episode(first_rollout):
+    config, _, _, traj = first_rollout
+    temperature = np.asarray(traj.temperature)
+    np.testing.assert_array_equal(temperature, np.broadcast_to(temperature[:1], temperature.shape))
+    allowed = {1.0, config.ppo.explore_temp} if config.ppo.explore_frac > 0 else {1.0}
+    assert set(np.unique(temperature)) <= allowed
 
 
 def test_critic_input_layout(first_rollout):
@@ -169,11 +191,11 @@ def test_hidden_state_resets_at_episode_start(first_rollout):
     np.testing.assert_allclose(logits[0], jnp.broadcast_to(logits[0, :1], logits[0].shape), atol=1e-6)
     # a second rollout (different key) starts from the same first-slot distribution too
     second = ppo.rollout(
-        jax.random.key(9), program.model, learner.actor_params, learner.critic_params, config.env,
-        config.ppo.num_envs, config.ppo.critic_input,
+        jax.random.key(9), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo
     )
-    np.testing.assert_allclose(second.log_probs[0][second.actions[0] == traj.actions[0]],
-                               traj.log_probs[0][second.actions[0] == traj.actions[0]], atol=1e-6)
+    same = (second.actions[0] == traj.actions[0]) & (second.temperature[0] == traj.temperature[0])[:, None]
+    assert bool(same.any())
+    np.testing.assert_allclose(second.log_probs[0][same], traj.log_probs[0][same], atol=1e-6)
 
 
 def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
