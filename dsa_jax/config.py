@@ -34,7 +34,7 @@ CRITIC_INPUTS = ("observations", "state")
 
 # Fields added after runs were first saved, with the value those runs were trained with: a saved
 # config without the field gets this value, not the current default.
-SAVED_BEFORE = {"ppo": {"critic_input": "observations", "explore_frac": 0.0, "explore_temp": 3.0}}
+SAVED_BEFORE = {"ppo": {"critic_input": "observations", "explore_frac": 0.0, "explore_temp": 3.0, "ent_coef_end": None}}
 
 # Largest number of elements one batched array may hold (int32 indexing in XLA).
 MAX_ELEMENTS = 2**31 - 1
@@ -50,6 +50,9 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     ent_coef: float = 0.01
+    # None: ent_coef throughout; a number: linear from ent_coef at the first iteration to this
+    # at the last (ppo.entropy_coef).
+    ent_coef_end: float | None = None
     vf_coef: float = 0.5
     epochs: int = 2  # DESIGN: 4; retuned from measurements (README, budget)
     minibatches: int = 2  # DESIGN: 4
@@ -73,6 +76,8 @@ class PPOConfig:
         check_real("ppo.gamma", self.gamma, 0.0, 1.0)
         check_real("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)
         check_real("ppo.ent_coef", self.ent_coef, 0.0, 10.0)
+        if self.ent_coef_end is not None:
+            check_real("ppo.ent_coef_end", self.ent_coef_end, 0.0, 10.0)
         check_real("ppo.vf_coef", self.vf_coef, 0.0, 100.0)
         check_int("ppo.epochs", self.epochs, 1, 1000)
         check_int("ppo.minibatches", self.minibatches, 1, 65536)

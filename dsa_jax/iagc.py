@@ -100,7 +100,8 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
         advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
         fixed_masks = state.masks if mode == "fixed" else None
         learner, update = ppo.ppo_update(
-            update_key, learner, model, traj, advantages, returns, cfg, fixed_masks, shared_actor=shared
+            update_key, learner, model, traj, advantages, returns, cfg, fixed_masks, shared_actor=shared,
+            ent_coef=ppo.entropy_coef(cfg, state.iteration, config.train.iterations),
         )
         actor_params, masks = learner.actor_params, state.masks
         if prune_enabled:

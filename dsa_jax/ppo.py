@@ -170,9 +170,20 @@ def clipped_surrogate(log_probs, old_log_probs, advantages, clip_eps: float):
     return jnp.minimum(ratio * advantages, clipped * advantages), ratio
 
 
-def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig):
-    """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus, under
-    the temperature each episode was played at.
+def entropy_coef(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array:
+    """The entropy bonus's weight at ``iteration`` of ``iterations``: ``ent_coef``, or linear
+    from ``ent_coef`` at the first iteration to ``ent_coef_end`` at the last."""
+    if cfg.ent_coef_end is None:
+        return jnp.float32(cfg.ent_coef)
+    progress = jnp.clip(iteration / max(iterations - 1, 1), 0.0, 1.0)
+    return jnp.float32(cfg.ent_coef + (cfg.ent_coef_end - cfg.ent_coef) * progress)
+
+
+def actor_loss(
+    actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig, ent_coef=None
+):
+    """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus (weight
+    ``ent_coef``, default ``cfg.ent_coef``), under the temperature each episode was played at.
 
     Each agent's loss depends only on its own parameters, so the sum gives every agent its own
     gradient. The shared advantage ``[T, b]`` is normalised over the minibatch.
@@ -183,7 +194,8 @@ def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: ja
     entropy = dist.entropy()
     normalized = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized[..., None], cfg.clip_eps)
-    per_agent = -surrogate.mean(axis=(0, 1)) - cfg.ent_coef * entropy.mean(axis=(0, 1))
+    ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
+    per_agent = -surrogate.mean(axis=(0, 1)) - ent_coef * entropy.mean(axis=(0, 1))
     log_ratio = log_probs - batch.log_probs
     aux = {
         "entropy": entropy.mean(),
@@ -227,8 +239,10 @@ def ppo_update(
     cfg: PPOConfig,
     actor_masks=None,
     shared_actor: bool = False,
+    ent_coef=None,
 ) -> tuple[Learner, UpdateMetrics]:
-    """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state.
+    """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state,
+    with the entropy weight ``ent_coef`` (default ``cfg.ent_coef``).
 
     With ``actor_masks`` (fixed-mask pruning) the forward pass uses w * m and masked weights
     receive no update at all (Adam's momentum would otherwise move them), so they keep their
@@ -243,7 +257,7 @@ def ppo_update(
     def minibatch_step(learner: Learner, episodes: jax.Array):
         take = lambda x: jnp.take(x, episodes, axis=1)  # noqa: E731
         batch = jax.tree.map(take, trajectory)
-        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg)  # noqa: E731
+        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg, ent_coef)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
         if shared_actor:
             a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)

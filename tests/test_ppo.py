@@ -144,6 +144,23 @@ def test_episode_temperatures():
     np.testing.assert_array_equal(off, 1.0)
 
 
+def test_entropy_coef_schedule():
+    constant = apply_overrides(CONFIG, ["ppo.ent_coef=0.05"]).ppo
+    assert float(ppo.entropy_coef(constant, jnp.int32(37), 100)) == pytest.approx(0.05)
+    annealed = dataclasses.replace(constant, ent_coef_end=0.01)
+    for t, want in ((0, 0.05), (99, 0.01), (33, 0.05 - 0.04 / 3), (150, 0.01)):
+        assert float(ppo.entropy_coef(annealed, jnp.int32(t), 100)) == pytest.approx(want, rel=1e-5)
+
+
+def test_entropy_weight_enters_the_actor_loss(first_rollout):
+    config, program, learner, traj = first_rollout
+    advantages, _ = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
+    loss = lambda c: ppo.actor_loss(learner.actor_params, program.model, traj, advantages, config.ppo, c)  # noqa: E731
+    (without, _), (with_bonus, aux) = loss(0.0), loss(0.2)
+    # the bonus is per agent: sum over agents of 0.2 * that agent's mean entropy
+    assert float(without - with_bonus) == pytest.approx(0.2 * config.env.num_users * float(aux["entropy"]), rel=1e-4)
+
+
 def test_rollout_temperature_is_per_episode(first_rollout):
     config, _, _, traj = first_rollout
     temperature = np.asarray(traj.temperature)
