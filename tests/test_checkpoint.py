@@ -184,7 +184,7 @@ def test_exported_actor_matches_flax_over_episodes(exported):
     params = deployed_actor_params(run, seed=1)
     model = driver.make_program(run.config).model
     seed_state = run.seed_state(1)
-    cfg = dataclasses.replace(run.config.ppo, num_envs=3)
+    cfg = dataclasses.replace(run.config.ppo, num_envs=4)
     traj = ppo.rollout(jax.random.key(7), model, params, seed_state.learner.critic_params, run.config.env, cfg)
     flax_probs = np.asarray(jax.nn.softmax(model.actor_unroll(params, traj.obs), axis=-1))  # [T, B, N, A]
     obs = np.asarray(traj.obs)

@@ -87,7 +87,7 @@ def test_training_raises_the_evaluation_reward(trained):
     _, metrics = trained
     returns = metrics.eval.outcome.eval_return  # [S, E]
     initial, final = returns[:, 0].mean(), returns[:, -2:].mean()
-    # measured on seeds 0, 1: initial 78.5, final 212 (2.7x)
+    # measured on seeds 0, 1: initial 91.3, final 187 (2.05x)
     assert final > 1.5 * initial, (initial, final)
 
 
