@@ -6,7 +6,7 @@ import pytest
 
 import dsa_jax
 from dsa_jax import presets
-from dsa_jax.config import Config, apply_overrides
+from dsa_jax.config import Config, apply_overrides, differences
 
 
 @pytest.mark.parametrize("name", ["setup_a", "setup_b", "setup_b_markov", "quick"])
@@ -78,6 +78,18 @@ def test_config_saved_before_a_field_existed_gets_its_old_value():
     assert Config.from_dict(saved).ppo.critic_input == "observations"
     state = apply_overrides(presets.get("quick"), ["ppo.critic_input=state"])
     assert Config.from_dict(state.to_dict()).ppo.critic_input == "state"
+
+
+def test_paper_learner_is_the_design_learner():
+    paper = apply_overrides(presets.get("setup_a"), list(presets.PAPER_LEARNER))
+    assert paper.ppo.critic_input == "observations" and paper.ppo.num_envs == 16
+    assert (paper.ppo.lr_actor, paper.ppo.ent_coef, paper.ppo.ent_coef_end, paper.ppo.explore_frac) == (3e-4, 0.01, None, 0.0)
+    assert paper.train.iterations == 300
+    # everything else is the default learner's
+    default = presets.get("setup_a")
+    assert set(differences(default, paper)) <= {f"ppo.{k}" for k in ("critic_input", "num_envs", "lr_actor", "ent_coef")} | {
+        "train.iterations"
+    }
 
 
 def test_replace_revalidates():

@@ -8,7 +8,7 @@ from dsa_jax.program import evaluation_key
 from dsa_jax.train import make_program
 from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
-from experiments.protocols import genie_per_slot, swap_probe
+from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
 
 
 def test_channel_usage_counts_each_users_actions():
@@ -67,3 +67,39 @@ def test_protocols_match_a_slot_by_slot_loop():
             else:
                 total += s[0, first] + s[1, second]
         assert np.isclose(swap_probe(snr[e : e + 1], horizon)[0], total)
+
+
+def play_two_users(s, horizon, choose):
+    """Total reward of one episode (snr ``s`` [2, K]) where ``choose(t, feedback)`` gives both
+    users' channels (0-based) in slot t; a channel chosen by both is a collision for both."""
+    total, feedback = 0.0, [None, None]
+    for t in range(horizon):
+        channels = choose(t, feedback)
+        clash = channels[0] == channels[1]
+        feedback = ["NACK" if clash else "ACK"] * 2
+        total += 0.0 if clash else s[0, channels[0]] + s[1, channels[1]]
+    return total
+
+
+def test_two_user_protocols_match_a_slot_by_slot_loop():
+    rng = np.random.default_rng(4)
+    snr = rng.uniform(1.0, 10.0, (60, 2, 4))
+    snr[0, 1] = snr[0, 0]  # both users' best channel is the same: one clash
+    horizon = 9
+    for e in range(len(snr)):
+        s = snr[e]
+        best = max([s[u, c] for u in range(2) for c in range(4)]
+                   + [s[0, a] + s[1, b] for a in range(4) for b in range(4) if a != b])
+        assert np.isclose(genie_two_users(snr[e : e + 1])[0], best)
+        halves = lambda t, fb: (t, 2 + t) if t < 2 else (int(np.argmax(s[0, :2])), 2 + int(np.argmax(s[1, 2:])))  # noqa: E731,B023
+        assert np.isclose(reserved_halves(snr[e : e + 1], horizon)[0], play_two_users(s, horizon, halves))
+        moved = [False]
+
+        def priority(t, feedback, s=s, moved=moved):
+            if t < 4:
+                return t, (t + 2) % 4
+            order = np.argsort(-s[1])
+            moved[0] = moved[0] or feedback[1] == "NACK"
+            return int(np.argmax(s[0])), int(order[1] if moved[0] else order[0])
+
+        assert np.isclose(probe_all_priority(snr[e : e + 1], horizon)[0], play_two_users(s, horizon, priority))
