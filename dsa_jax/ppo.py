@@ -119,11 +119,10 @@ def rollout(
         critic_carry, value = model.critic_step(critic_params, critic_carry, global_input)
         tempered = logits / temperature[:, None, None]
         actions, log_probs = policy(tempered).sample_and_log_prob(seed=action_key)
-        next_obs, next_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
+        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
         record = Trajectory(
             obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, info.optimum, temperature
         )
-        env_state = next_state
         return (next_obs, env_state, actor_carry, critic_carry), record
 
     init = (obs, env_state, model.actor_carry((num_envs,)), model.critic_carry((num_envs,)))
