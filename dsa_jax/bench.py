@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dsa_jax import _cpu_guard
+from dsa_jax import _cpu_guard, numpy_env
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
 
@@ -50,20 +48,8 @@ def time_call(fn, *args, min_seconds: float = 1.0) -> tuple[float, int]:
             return elapsed, calls
 
 
-def _numpy_reference():
-    """The NumPy implementation lives in the repository's experiments/, not in the library."""
-    root = Path(__file__).resolve().parent.parent
-    if (root / "experiments" / "numpy_env.py").exists() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        return importlib.import_module("experiments.numpy_env")
-    except ImportError:
-        return None
-
-
 def bench_env(params: EnvParams, batches=ENV_BATCHES, min_seconds: float = 1.0, numpy: bool = True) -> list[dict]:
     """Env-steps/s of the jitted env (and the NumPy reference) for each batch size."""
-    reference = _numpy_reference() if numpy else None
     rows = []
     for batch in batches:
         rollout = make_env_rollout(params, batch)
@@ -78,8 +64,8 @@ def bench_env(params: EnvParams, batches=ENV_BATCHES, min_seconds: float = 1.0, 
             "compile_s": compile_s,
             "jax_steps_per_s": batch * params.horizon * calls / seconds,
         }
-        if reference is not None:
-            row["numpy_steps_per_s"] = reference.steps_per_second(params, batch, min_seconds)
+        if numpy:
+            row["numpy_steps_per_s"] = numpy_env.steps_per_second(params, batch, min_seconds)
             row["ratio"] = row["jax_steps_per_s"] / row["numpy_steps_per_s"]
         rows.append(row)
     return rows
@@ -97,7 +83,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
 
     config = Config.from_dict(json.loads(config_json))
     program = make_program(config)
-    mesh, batch = sharding.run_mesh(config, seeds), sharding.run_batch(config)
+    mesh, batch = sharding.run_mesh(config, seeds), sharding.vmap_width(config)
     placement = sharding.run_sharding(mesh)
     seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
     state, _ = compiled_start(program, False, mesh, batch)(seed_ids)

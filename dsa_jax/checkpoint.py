@@ -20,7 +20,7 @@ from flax import serialization
 
 from dsa_jax import __version__
 from dsa_jax.config import Config
-from dsa_jax.program import Metrics, State, seed_keys
+from dsa_jax.program import Metrics, RunState, seed_keys
 from dsa_jax.sharding import run_sharding, to_host
 from dsa_jax.train import make_program
 
@@ -38,20 +38,20 @@ class Checkpoint:
 
     step: int
     config: Config
-    state: State
+    state: RunState
     metrics: Metrics
 
 
-def storable(state: State) -> State:
+def storable(state: RunState) -> RunState:
     """The state with its typed PRNG keys as raw ``uint32`` key data (what Orbax stores)."""
     return state.replace(key=jax.random.key_data(state.key))
 
 
-def unstorable(state: State) -> State:
+def unstorable(state: RunState) -> RunState:
     return state.replace(key=jax.random.wrap_key_data(state.key))
 
 
-def state_digest(state: State) -> str:
+def state_digest(state: RunState) -> str:
     """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(to_host(storable(state))):
@@ -61,7 +61,7 @@ def state_digest(state: State) -> str:
     return digest.hexdigest()
 
 
-def abstract_state(config: Config, num_runs: int, sharding=None) -> State:
+def abstract_state(config: Config, num_runs: int, sharding=None) -> RunState:
     """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
     init = jax.vmap(make_program(config).init)
     shapes = jax.eval_shape(lambda keys: storable(init(keys)), seed_keys(num_runs))
@@ -93,7 +93,7 @@ class CheckpointStore:
         self._manager.reload()
         return sorted(self._manager.all_steps())
 
-    def save(self, config: Config, state: State, metrics: Metrics) -> int:
+    def save(self, config: Config, state: RunState, metrics: Metrics) -> int:
         """Save at the state's iteration (the same for every run); returns that step."""
         iterations = np.asarray(to_host(state.iteration)).reshape(-1)
         step, num_runs = int(iterations[0]), int(iterations.size)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from dsa_jax import presets
+from dsa_jax.bench import ENV_BATCHES
 from dsa_jax.config import apply_overrides
 from dsa_jax.interrupt import RunInterrupted
 
@@ -92,7 +93,7 @@ def cmd_bench(args) -> int:
 
     config = _config(args)
     if args.what == "env":
-        rows = bench.bench_env(config.env, min_seconds=args.seconds)
+        rows = bench.bench_env(config.env, batches=args.batches, min_seconds=args.seconds)
         header = f"{'B':>6} {'compile s':>10} {'jax steps/s':>14} {'numpy steps/s':>14} {'ratio':>7}"
         print(header)
         for r in rows:
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["env", "train"])
     common(bench)
     bench.add_argument("--seconds", type=float, default=1.0, help="env: timing per batch size")
+    bench.add_argument("--batches", type=int, nargs="+", default=list(ENV_BATCHES), help="env: batch sizes B")
     bench.add_argument("--seed-counts", type=int, nargs="+", default=[1, 8, 32], help="train: seed counts")
     bench.add_argument("--iterations", type=int, default=10, help="train: timed iterations per seed count")
     bench.add_argument("--devices", type=int, nargs="+", help="train: device counts (default: one per seed, up to all devices)")

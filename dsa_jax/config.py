@@ -31,10 +31,22 @@ PRUNE_SCOPES = ("global", "layerwise")
 # What the global critic reads: every user's observation (the paper's IAGC), or those plus the
 # true environment state (SNR matrix, PU occupancy, slot index), as MAPPO's global-state critic.
 CRITIC_INPUTS = ("observations", "state")
+# Whose reward each actor's advantage is built from: the shared slot reward (the paper's IAGC),
+# or each user's difference reward, the slot reward minus what it would have been had that user
+# stayed idle (``env.marginal_rewards``), with one value head per agent.
+CREDITS = ("shared", "difference")
 
 # Fields added after runs were first saved, with the value those runs were trained with: a saved
 # config without the field gets this value, not the current default.
-SAVED_BEFORE = {"ppo": {"critic_input": "observations", "explore_frac": 0.0, "explore_temp": 3.0, "ent_coef_end": None}}
+SAVED_BEFORE = {
+    "ppo": {
+        "critic_input": "observations",
+        "explore_frac": 0.0,
+        "explore_temp": 3.0,
+        "ent_coef_end": None,
+        "credit": "shared",
+    }
+}
 
 # Largest number of elements one batched array may hold (int32 indexing in XLA).
 MAX_ELEMENTS = 2**31 - 1
@@ -65,9 +77,11 @@ class PPOConfig:
     # users happen in the same episodes rather than independently (see ppo.rollout).
     explore_frac: float = 0.0
     explore_temp: float = 3.0
+    credit: str = "shared"
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
+        check_choice("ppo.credit", self.credit, CREDITS)
         check_real("ppo.explore_frac", self.explore_frac, 0.0, 1.0)
         check_real("ppo.explore_temp", self.explore_temp, 0.0, 1e3, open_low=True)
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)

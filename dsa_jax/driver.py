@@ -21,7 +21,7 @@ from dsa_jax import pruning, rundir, sharding
 from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
-from dsa_jax.program import Metrics, Program, State
+from dsa_jax.program import Metrics, Program, RunState
 from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed. The chunking ones do not change its numbers;
@@ -36,7 +36,7 @@ class RunResult:
     """Final state (leading seed axis) and the host-side metrics of a run."""
 
     config: Config
-    state: State
+    state: RunState
     metrics: Metrics
 
 
@@ -97,7 +97,7 @@ def train_runs(
     """
     program = make_program(config, prune_enabled)
     num_runs = len(seeds) if resume is None else int(np.asarray(resume.state.iteration).size)
-    mesh, batch = sharding.run_mesh(config, num_runs), sharding.run_batch(config)
+    mesh, batch = sharding.run_mesh(config, num_runs), sharding.vmap_width(config)
     placement = sharding.run_sharding(mesh)
     padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
@@ -126,13 +126,13 @@ def compiled_start(program: Program, with_schedules: bool, mesh, batch: int | No
     """Jitted ``start`` over runs: (seeds ``[S]``, and schedules ``[S]`` when given) -> (state, metrics)."""
     if with_schedules:
         return sharding.over_runs(lambda seed, schedule: program.start(jax.random.key(seed), schedule), mesh, batch)
-    return sharding.over_runs(lambda seed: program.start(jax.random.key(seed), None), mesh, batch)
+    return sharding.over_runs(lambda seed: program.start(jax.random.key(seed)), mesh, batch)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_blocks(program: Program, blocks: int, mesh, batch: int | None):
-    """Jitted ``run_blocks`` over runs; cached, so repeated runs of a config compile once."""
-    return sharding.over_runs(lambda state: program.run_blocks(state, blocks), mesh, batch)
+    """Jitted ``train_blocks`` over runs; cached, so repeated runs of a config compile once."""
+    return sharding.over_runs(lambda state: program.train_blocks(state, blocks), mesh, batch)
 
 
 def wait_ready(tree, poll_seconds: float = 0.05):

@@ -103,7 +103,8 @@ class EnvState:
 @struct.dataclass
 class StepInfo:
     """What happened in the slot: success/collision/busy ``[N]`` bool, snr ``[N]`` received
-    linear SNR (0 if none), pu_busy ``[K]`` bool, optimum: the genie's best slot reward."""
+    linear SNR (0 if none), pu_busy ``[K]`` bool, optimum: the genie's best slot reward,
+    marginal ``[N]``: the slot reward minus what it would have been had user i stayed idle."""
 
     success: jax.Array
     collision: jax.Array
@@ -111,6 +112,7 @@ class StepInfo:
     snr: jax.Array
     pu_busy: jax.Array
     optimum: jax.Array
+    marginal: jax.Array
 
 
 @struct.dataclass
@@ -158,6 +160,23 @@ def resolve_slot(actions: jax.Array, pu_busy: jax.Array) -> SlotOutcome:
         busy=busy,
         channel=channel,
     )
+
+
+def marginal_rewards(actions: jax.Array, outcome: SlotOutcome, weights: jax.Array) -> jax.Array:
+    """Each user's difference reward ``[N]``: the slot reward minus the reward had user i alone
+    stayed idle (everyone else's action unchanged).
+
+    A success is worth its own weight. A collision of exactly two users on a free channel costs
+    the other user's success; in a collision of three or more the others collide anyway, and
+    busy or idle users change nothing, so those are 0. actions ``[N]``, weights ``[N, K]``.
+    """
+    num_channels = weights.shape[1]
+    on = actions[:, None] == jnp.arange(1, num_channels + 1)  # [N, K]
+    load = jnp.sum(on, axis=0)
+    own = jnp.take_along_axis(weights, outcome.channel[:, None], axis=1)[:, 0]
+    others = jnp.sum(jnp.where(on, weights, 0.0), axis=0)[outcome.channel] - own
+    blocked = jnp.where(outcome.collision & (load[outcome.channel] == 2), -others, 0.0)
+    return jnp.where(outcome.success, own, blocked)
 
 
 def _pu_initial(key: jax.Array, params: EnvParams) -> jax.Array:
@@ -226,6 +245,7 @@ def step(
         snr=received,
         pu_busy=state.pu_busy,
         optimum=slot_optimum(weights, state.pu_busy),
+        marginal=marginal_rewards(actions, outcome, weights),
     )
     next_state = state.replace(
         pu_busy=_pu_next(key, state.pu_busy, params),

@@ -2,6 +2,8 @@
 
 A policy is a pair of pure functions: ``init_carry()`` gives its per-episode memory (hidden
 states, or an empty tuple), and ``act(key, carry, obs [N, obs_dim]) -> (carry, actions [N])``.
+Every program's ``evaluate`` plays its deployed policy through ``evaluate_policy``, on the
+state's own evaluation stream (``evaluation_key``), so evaluating never changes training.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -17,6 +20,9 @@ from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
 
 Act = Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array]]
+
+# Evaluation draws from its own stream, so evaluating never changes the training trajectory.
+EVAL_STREAM = 0x5EED
 
 
 @struct.dataclass
@@ -72,6 +78,7 @@ def play_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callab
         obs, state, policy_carry = carry
         act_key, step_key = jax.random.split(slot_key)
         policy_carry, actions = act(act_key, policy_carry, obs)
+        chex.assert_shape(actions, (params.num_users,))
         next_obs, state, reward, _, info = dsa_env.step(step_key, state, actions, params)
         record = EpisodeTrace(obs, actions, reward, info.optimum, info.success, info.collision, info.busy, info.snr)
         return (next_obs, state, policy_carry), record
@@ -113,7 +120,10 @@ def jain_fairness(x: jax.Array) -> jax.Array:
 
 def summarize(stats: EpisodeStats, params: EnvParams) -> EvalMetrics:
     """Reduce per-episode stats ``[E, ...]`` to scalars. Rates are per user-slot."""
-    user_slots = stats.reward.shape[0] * params.num_users * params.horizon
+    episodes, n = stats.reward.shape[0], params.num_users
+    chex.assert_shape([stats.reward, stats.optimum], (episodes,))
+    chex.assert_shape([stats.successes, stats.collisions, stats.busy, stats.idle, stats.user_snr], (episodes, n))
+    user_slots = episodes * n * params.horizon
     rate = lambda counts: jnp.sum(counts) / user_slots  # noqa: E731
     return EvalMetrics(
         eval_return=jnp.mean(stats.reward),
@@ -131,3 +141,44 @@ def summarize(stats: EpisodeStats, params: EnvParams) -> EvalMetrics:
 def genie_fraction(rewards: jax.Array, optima: jax.Array) -> jax.Array:
     """Total achieved reward over total genie optimum across the given episodes."""
     return jnp.sum(rewards) / jnp.maximum(jnp.sum(optima), 1e-12)
+
+
+@struct.dataclass
+class Evaluation:
+    """An evaluation of the deployed policies, with per-agent sparsities ``[N]``."""
+
+    outcome: EvalMetrics
+    sparsity_scheduled: jax.Array
+    sparsity_measured: jax.Array
+    sparsity_deployed: jax.Array
+
+
+def evaluation_key(state) -> jax.Array:
+    """The key of the evaluation after ``state.iteration`` iterations, from ``state.key``."""
+    return jax.random.fold_in(jax.random.fold_in(state.key, EVAL_STREAM), state.iteration)
+
+
+def actor_policy(model, actors, sample: bool = False) -> tuple[Act, Callable[[], Any]]:
+    """(act, init_carry) playing stacked actor networks ``[N, ...]`` (``model.actor_step``):
+    the argmax of each actor's logits, or (``sample``) a draw from their softmax."""
+
+    def act(key, carry, obs):
+        carry, logits = model.actor_step(actors, carry, obs)
+        actions = jax.random.categorical(key, logits) if sample else jnp.argmax(logits, axis=-1)
+        return carry, actions.astype(jnp.int32)
+
+    return act, model.actor_carry
+
+
+def evaluate_policy(
+    state, config, act: Act, init_carry, scheduled: jax.Array, measured: jax.Array, deployed: jax.Array
+) -> Evaluation:
+    """Play ``train.eval_episodes`` fresh episodes (the state's evaluation stream) and summarise,
+    with the sparsities ``[N]`` the algorithm reports."""
+    stats = run_episodes(evaluation_key(state), config.env, act, init_carry, config.train.eval_episodes)
+    return Evaluation(
+        outcome=summarize(stats, config.env),
+        sparsity_scheduled=scheduled,
+        sparsity_measured=measured,
+        sparsity_deployed=deployed,
+    )

@@ -1,29 +1,34 @@
 """IAGC: independent LSTM actors and one global LSTM critic trained by PPO, with gradual
-magnitude pruning of the actors; and PaI, the same PPO on one shared actor under fixed random
-per-agent masks.
+magnitude pruning of the actors.
 
-One iteration: roll out ``ppo.num_envs`` episodes, normalise rewards, GAE, PPO update, pruning
-step.
+One iteration: roll out ``ppo.num_envs`` episodes, normalise rewards, GAE, PPO update, then
+what the actors do after an update (IAGC: the pruning step). The PPO program is written once
+over ``Actors``, how a program holds, trains and deploys its actors, so that PaI
+(``baselines/pai.py``) is the same PPO over one shared network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from dsa_jax import evaluation, ppo, pruning
-from dsa_jax.baselines import pai
 from dsa_jax.config import Config
+from dsa_jax.evaluation import Evaluation, actor_policy, evaluate_policy
 from dsa_jax.networks import IAGCModel
-from dsa_jax.program import Evaluation, Program, deployed_actors, evaluate_policy
+from dsa_jax.program import Program
 
 
 @struct.dataclass
-class TrainState:
-    """Everything a run needs to continue: learner, pruning masks ``[N, ...]`` and schedule,
-    reward normaliser, RNG key, iteration. Under PaI the learner's actor is the one shared
-    network (no agent axis) and the masks are the fixed per-agent ones."""
+class PPOState:
+    """Everything a PPO run needs to continue: learner, masks ``[N, ...]`` and pruning schedule,
+    reward normaliser, RNG key, iteration. (PaI keeps this layout, its schedule unused, so its
+    checkpoints read like IAGC's.)"""
 
     learner: ppo.Learner
     masks: dict
@@ -35,7 +40,7 @@ class TrainState:
 
 @struct.dataclass
 class IterationMetrics:
-    """Per-iteration training metrics (scalars)."""
+    """Per-iteration training metrics (scalars; sparsities ``[N]``)."""
 
     actor_loss: jax.Array
     critic_loss: jax.Array
@@ -49,66 +54,83 @@ class IterationMetrics:
     sparsity_measured: jax.Array  # [N] exact zeros in the live weights after the pruning step
 
 
-def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Program:
-    """IAGC (``algo=iagc``) or PaI (``algo=pai``). ``prune_enabled`` (default:
-    ``prune.schedule != 'none'``) must be True when any schedule passed to ``init`` prunes."""
-    env_params, cfg, prune_cfg = config.env, config.ppo, config.prune
-    shared = config.algo == "pai"
-    mode = "fixed" if shared else prune_cfg.mode
-    scope = prune_cfg.scope
-    prune_enabled = (prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled) and not shared
-    model = IAGCModel(
+@dataclass(frozen=True)
+class Actors:
+    """How a PPO program holds, trains and deploys its actors. ``params`` is what the learner
+    stores (IAGC: ``[N, ...]``; PaI: one network), ``masks`` are per agent ``[N, ...]``.
+
+    - ``init(key, params [N, ...]) -> (params, masks)``: from N freshly initialised actors.
+    - ``optimizer(masks)``: the transformation applied to the gradient of ``params``.
+    - ``live(params, masks) -> [N, ...]``: the actors that play the training episodes.
+    - ``update_masks(masks)``: the masks the PPO epochs apply in the forward pass, or None.
+    - ``after_update(state, params) -> (params, masks)``: IAGC's pruning step.
+    - ``scheduled(state, t) -> [N]``: the target sparsity at iteration t.
+    - ``deploy(state) -> [N, ...]``: the actors as shipped.
+    """
+
+    init: Callable
+    optimizer: Callable[[dict], optax.GradientTransformation]
+    live: Callable[[dict, dict], dict]
+    update_masks: Callable[[dict], dict | None]
+    after_update: Callable[[PPOState, dict], tuple[dict, dict]]
+    scheduled: Callable[[PPOState, jax.Array], jax.Array]
+    deploy: Callable[[PPOState], dict]
+
+
+def make_model(config: Config) -> IAGCModel:
+    env_params, cfg = config.env, config.ppo
+    return IAGCModel(
         env_params.num_users,
         env_params.obs_dim,
         env_params.num_actions,
         cfg.hidden_size,
         ppo.critic_input_size(env_params, cfg.critic_input),
+        per_agent_values=cfg.credit == "difference",
     )
-    actor_tx, critic_tx = ppo.make_optimizers(cfg)
-    default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, env_params.num_users)
-    pai_sparsity = jnp.broadcast_to(jnp.float32(prune_cfg.target_for("pai")), (env_params.num_users,))
 
-    def scheduled(t: jax.Array, state: TrainState) -> jax.Array:
-        """Target sparsity ``[N]`` at iteration t: the schedule's, or PaI's fixed one."""
-        return pai_sparsity if shared else pruning.scheduled_sparsity(t, state.schedule)
 
-    def init(key: jax.Array, schedule: pruning.PruneSchedule | None = None) -> TrainState:
+@dataclass(frozen=True)
+class PPOFunctions:
+    """The PPO program's pure functions over one seed: ``init(key, schedule) -> PPOState``,
+    ``iteration`` and ``evaluate``; each algorithm wraps ``init`` in its own signature."""
+
+    model: IAGCModel
+    init: Callable[[jax.Array, pruning.PruneSchedule], PPOState]
+    iteration: Callable[[PPOState], tuple[PPOState, IterationMetrics]]
+    evaluate: Callable[[PPOState], Evaluation]
+
+
+def ppo_functions(config: Config, actors: Actors) -> PPOFunctions:
+    """Rollout, GAE, PPO update and evaluation over ``actors``."""
+    env_params, cfg = config.env, config.ppo
+    model = make_model(config)
+    _, critic_tx = ppo.make_optimizers(cfg)
+
+    def init(key: jax.Array, schedule: pruning.PruneSchedule) -> PPOState:
         params_key, mask_key, run_key = jax.random.split(key, 3)
         actor_params, critic_params = model.init(params_key)
-        if shared:
-            actor_params = jax.tree.map(lambda x: x[0], actor_params)
-            masks = pai.agent_masks(mask_key, actor_params, pai_sparsity, prune_cfg.pai_masks)
-            actor_opt_state = actor_tx.init(actor_params)
-        else:
-            masks = pruning.initial_masks(actor_params)
-            actor_opt_state = jax.vmap(actor_tx.init)(actor_params)
+        actor_params, masks = actors.init(mask_key, actor_params)
         learner = ppo.Learner(
             actor_params=actor_params,
             critic_params=critic_params,
-            actor_opt_state=actor_opt_state,
+            actor_opt_state=actors.optimizer(masks).init(actor_params),
             critic_opt_state=critic_tx.init(critic_params),
         )
-        schedule = default_schedule if schedule is None else schedule
-        return TrainState(learner, masks, schedule, ppo.RunningStats.create(), run_key, jnp.int32(0))
+        return PPOState(learner, masks, schedule, ppo.RunningStats.create(), run_key, jnp.int32(0))
 
-    def iteration(state: TrainState) -> tuple[TrainState, IterationMetrics]:
+    def iteration(state: PPOState) -> tuple[PPOState, IterationMetrics]:
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         learner = state.learner
-        live = pruning.live_actor(learner.actor_params, state.masks, mode)
+        live = actors.live(learner.actor_params, state.masks)
         traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg)
-        reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.rewards, cfg.gamma)
+        reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, cfg.gamma)
         advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
-        fixed_masks = state.masks if mode == "fixed" else None
         learner, update = ppo.ppo_update(
-            update_key, learner, model, traj, advantages, returns, cfg, fixed_masks, shared_actor=shared,
+            update_key, learner, model, traj, advantages, returns, cfg,
+            actors.optimizer(state.masks), actors.update_masks(state.masks),
             ent_coef=ppo.entropy_coef(cfg, state.iteration, config.train.iterations),
-        )
-        actor_params, masks = learner.actor_params, state.masks
-        if prune_enabled:
-            actor_params, masks = pruning.prune_step(
-                actor_params, masks, state.iteration, state.schedule, mode, scope
-            )
-        learner = learner.replace(actor_params=actor_params)
+        )  # fmt: skip
+        actor_params, masks = actors.after_update(state, learner.actor_params)
         episode_returns = traj.rewards.sum(axis=0)
         metrics = IterationMetrics(
             actor_loss=update.actor_loss,
@@ -119,32 +141,64 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
             explained_variance=ppo.explained_variance(traj.values, returns),
             train_return=episode_returns.mean(),
             train_genie_fraction=evaluation.genie_fraction(episode_returns, traj.optimum.sum(axis=0)),
-            sparsity_scheduled=scheduled(state.iteration, state),
-            sparsity_measured=jax.vmap(pruning.measured_sparsity)(pruning.live_actor(actor_params, masks, mode)),
+            sparsity_scheduled=actors.scheduled(state, state.iteration),
+            sparsity_measured=jax.vmap(pruning.measured_sparsity)(actors.live(actor_params, masks)),
         )
-        next_state = state.replace(learner=learner, masks=masks, reward_stats=reward_stats, key=key)
+        next_state = state.replace(
+            learner=learner.replace(actor_params=actor_params), masks=masks, reward_stats=reward_stats, key=key
+        )
         return next_state.replace(iteration=state.iteration + 1), metrics
 
-    def deploy(state: TrainState) -> dict:
-        """The actors ``[N, ...]`` as deployed: masked at s(last completed iteration)."""
-        params, last = state.learner.actor_params, state.iteration - 1
-        if shared:
-            return pruning.apply_masks(params, state.masks)
-        return pruning.deployed_actor(params, state.masks, last, state.schedule, mode, scope)
-
-    def evaluate(state: TrainState) -> Evaluation:
+    def evaluate(state: PPOState) -> Evaluation:
         """Greedy play of the deployed actors."""
-        deployed = deploy(state)
-        act, init_carry = deployed_actors(model, deployed)
-        live = pruning.live_actor(state.learner.actor_params, state.masks, mode)
+        deployed = actors.deploy(state)
+        act, init_carry = actor_policy(model, deployed)
         return evaluate_policy(
             state,
             config,
             act,
             init_carry,
-            scheduled=scheduled(state.iteration - 1, state),
-            measured=jax.vmap(pruning.measured_sparsity)(live),
+            scheduled=actors.scheduled(state, state.iteration - 1),
+            measured=jax.vmap(pruning.measured_sparsity)(actors.live(state.learner.actor_params, state.masks)),
             deployed=jax.vmap(pruning.measured_sparsity)(deployed),
         )
 
-    return Program(config, model, init, iteration, deploy, evaluate)
+    return PPOFunctions(model, init, iteration, evaluate)
+
+
+def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Program:
+    """IAGC (``algo=iagc``). ``init(key, schedule=None)`` takes a pruning schedule (default: the
+    config's), so that ``driver.train_variants`` can give each run its own; ``prune_enabled``
+    (default: ``prune.schedule != 'none'``) must be True when any of those schedules prunes."""
+    prune_cfg = config.prune
+    mode, scope = prune_cfg.mode, prune_cfg.scope
+    prune_enabled = prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled
+    default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, config.env.num_users)
+    base_tx, _ = ppo.make_optimizers(config.ppo)
+
+    def after_update(state: PPOState, params: dict) -> tuple[dict, dict]:
+        if not prune_enabled:
+            return params, state.masks
+        return pruning.prune_step(params, state.masks, state.iteration, state.schedule, mode, scope)
+
+    def deploy(state: PPOState) -> dict:
+        """The actors ``[N, ...]`` as deployed: masked at s(last completed iteration)."""
+        params, last = state.learner.actor_params, state.iteration - 1
+        return pruning.deployed_actor(params, state.masks, last, state.schedule, mode, scope)
+
+    actors = Actors(
+        init=lambda key, params: (params, pruning.initial_masks(params)),
+        optimizer=lambda masks: ppo.per_agent(base_tx, masks if mode == "fixed" else None),
+        live=lambda params, masks: pruning.live_actor(params, masks, mode),
+        update_masks=lambda masks: masks if mode == "fixed" else None,
+        after_update=after_update,
+        scheduled=lambda state, t: pruning.scheduled_sparsity(t, state.schedule),
+        deploy=deploy,
+    )
+
+    functions = ppo_functions(config, actors)
+
+    def init(key: jax.Array, schedule: pruning.PruneSchedule | None = None) -> PPOState:
+        return functions.init(key, default_schedule if schedule is None else schedule)
+
+    return Program(config, functions.model, init, functions.iteration, deploy, functions.evaluate)

@@ -183,18 +183,27 @@ class IAGCModel:
     """N independent actors (parameters stacked on a leading agent axis) and one global critic.
 
     The critic reads a global input of ``critic_input_size`` features per slot (by default all
-    users' observations concatenated, N*D; see ``ppo.critic_inputs``). Shapes: B episodes,
-    N agents, D = obs_dim, A = K+1 actions, T slots, C = critic_input_size.
+    users' observations concatenated, N*D; see ``ppo.critic_inputs``) and gives one value, or
+    with ``per_agent_values`` one per agent (``ppo.credit = difference``). Shapes: B episodes,
+    N agents, D = obs_dim, A = K+1 actions, T slots, C = critic_input_size, V the value's
+    trailing shape: ``()`` or ``(N,)``.
     """
 
     def __init__(
-        self, num_agents: int, obs_dim: int, num_actions: int, hidden_size: int, critic_input_size: int | None = None
+        self,
+        num_agents: int,
+        obs_dim: int,
+        num_actions: int,
+        hidden_size: int,
+        critic_input_size: int | None = None,
+        per_agent_values: bool = False,
     ):
         self.num_agents = num_agents
         self.hidden_size = hidden_size
         self.critic_input_size = num_agents * obs_dim if critic_input_size is None else critic_input_size
+        self.per_agent_values = per_agent_values
         self.actor = RecurrentNet(obs_dim, hidden_size, num_actions)
-        self.critic = RecurrentNet(self.critic_input_size, hidden_size, 1)
+        self.critic = RecurrentNet(self.critic_input_size, hidden_size, num_agents if per_agent_values else 1)
         self._obs_dim = obs_dim
 
     def init(self, key: jax.Array):
@@ -220,9 +229,9 @@ class IAGCModel:
         return carry, jnp.moveaxis(logits, 0, -2)
 
     def critic_step(self, critic_params, carry, critic_input: jax.Array):
-        """critic_input ``[..., C]`` -> (carry, value ``[...]``)."""
+        """critic_input ``[..., C]`` -> (carry, value ``[..., *V]``)."""
         carry, value = self.critic.apply(critic_params, carry, critic_input)
-        return carry, value[..., 0]
+        return carry, self._values(value)
 
     def actor_unroll(self, actor_params, obs: jax.Array) -> jax.Array:
         """obs ``[T, B, N, D]`` from zero state -> logits ``[T, B, N, A]``."""
@@ -231,5 +240,8 @@ class IAGCModel:
         return jnp.moveaxis(jax.vmap(unroll)(actor_params, per_agent_obs), 0, 2)
 
     def critic_unroll(self, critic_params, critic_inputs: jax.Array) -> jax.Array:
-        """critic_inputs ``[T, B, C]`` from zero state -> values ``[T, B]``."""
-        return self.critic.apply(critic_params, critic_inputs, method=RecurrentNet.unroll)[..., 0]
+        """critic_inputs ``[T, B, C]`` from zero state -> values ``[T, B, *V]``."""
+        return self._values(self.critic.apply(critic_params, critic_inputs, method=RecurrentNet.unroll))
+
+    def _values(self, head: jax.Array) -> jax.Array:
+        return head if self.per_agent_values else head[..., 0]

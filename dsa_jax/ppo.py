@@ -5,6 +5,7 @@ Shapes: T slots, B episodes, N agents, D obs_dim, A = K+1 actions.
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -19,8 +20,10 @@ from dsa_jax.networks import IAGCModel, policy
 @struct.dataclass
 class Trajectory:
     """B whole episodes: obs ``[T, B, N, D]`` (the inputs the actions were taken on), the
-    critic's inputs ``[T, B, C]``, actions and log_probs ``[T, B, N]``, values, raw rewards,
-    genie optimum and the sampling temperature of each episode (constant in time) ``[T, B]``."""
+    critic's inputs ``[T, B, C]``, actions and log_probs ``[T, B, N]``, raw shared rewards,
+    genie optimum and the sampling temperature of each episode (constant in time) ``[T, B]``;
+    the rewards the advantages are built from and the critic's values, ``[T, B]`` under
+    ``ppo.credit = shared`` and per agent ``[T, B, N]`` under ``difference``."""
 
     obs: jax.Array
     critic_inputs: jax.Array
@@ -28,6 +31,7 @@ class Trajectory:
     log_probs: jax.Array
     values: jax.Array
     rewards: jax.Array
+    credit_rewards: jax.Array
     optimum: jax.Array
     temperature: jax.Array
 
@@ -120,18 +124,24 @@ def rollout(
         tempered = logits / temperature[:, None, None]
         actions, log_probs = policy(tempered).sample_and_log_prob(seed=action_key)
         next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
+        credit = reward if cfg.credit == "shared" else info.marginal
         record = Trajectory(
-            obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, info.optimum, temperature
+            obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, credit, info.optimum, temperature
         )
         return (next_obs, env_state, actor_carry, critic_carry), record
 
     init = (obs, env_state, model.actor_carry((num_envs,)), model.critic_carry((num_envs,)))
     _, trajectory = jax.lax.scan(slot, init, jax.random.split(run_key, env_params.horizon))
+    horizon, n = env_params.horizon, env_params.num_users
+    chex.assert_shape(trajectory.obs, (horizon, num_envs, n, env_params.obs_dim))
+    chex.assert_shape([trajectory.actions, trajectory.log_probs], (horizon, num_envs, n))
+    chex.assert_shape([trajectory.rewards, trajectory.optimum, trajectory.temperature], (horizon, num_envs))
+    chex.assert_equal_shape([trajectory.values, trajectory.credit_rewards])
     return trajectory
 
 
 def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
-    """Discounted return accumulated since the episode start, ``[T, B]``: R_t = gamma R_{t-1} + r_t."""
+    """Discounted return accumulated since the episode start, ``[T, ...]``: R_t = gamma R_{t-1} + r_t."""
 
     def body(acc, r):
         acc = gamma * acc + r
@@ -141,16 +151,19 @@ def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
 
 
 def normalize_rewards(stats: RunningStats, rewards: jax.Array, gamma: float) -> tuple[RunningStats, jax.Array]:
-    """Update the running std of the discounted return and divide rewards ``[T, B]`` by it."""
+    """Update the running std of the discounted return and divide rewards ``[T, B, ...]`` by it
+    (one scale for every agent under difference credit)."""
     stats = stats.update(discounted_returns(rewards, gamma))
     return stats, rewards / jnp.sqrt(stats.var + 1e-8)
 
 
 def gae(rewards: jax.Array, values: jax.Array, gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
-    """Generalised advantage estimates and lambda-returns over whole episodes ``[T, B]``.
+    """Generalised advantage estimates and lambda-returns over whole episodes ``[T, B, ...]``.
 
     The last slot is terminal, so nothing is bootstrapped past it.
     """
+    chex.assert_equal_shape([rewards, values])
+    chex.assert_rank(rewards, {2, 3})
     next_values = jnp.concatenate([values[1:], jnp.zeros_like(values[:1])], axis=0)
     deltas = rewards + gamma * next_values - values
 
@@ -178,6 +191,20 @@ def entropy_coef(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.A
     return jnp.float32(cfg.ent_coef + (cfg.ent_coef_end - cfg.ent_coef) * progress)
 
 
+def normalize_advantages(advantages: jax.Array) -> jax.Array:
+    """Advantages per agent ``[T, b, N]``, zero-mean and unit-scale over the minibatch.
+
+    A shared advantage ``[T, b]`` is standardised and broadcast to every agent. Per-agent
+    advantages are centred per agent but share one scale, so that an agent whose difference
+    rewards are all near zero (one that rarely transmits) is not amplified to unit scale.
+    """
+    chex.assert_rank(advantages, {2, 3})
+    if advantages.ndim == 2:
+        return ((advantages - advantages.mean()) / (advantages.std() + 1e-8))[..., None]
+    centred = advantages - advantages.mean(axis=(0, 1))
+    return centred / (jnp.sqrt(jnp.mean(centred**2)) + 1e-8)
+
+
 def actor_loss(
     actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig, ent_coef=None
 ):
@@ -185,14 +212,17 @@ def actor_loss(
     ``ent_coef``, default ``cfg.ent_coef``), under the temperature each episode was played at.
 
     Each agent's loss depends only on its own parameters, so the sum gives every agent its own
-    gradient. The shared advantage ``[T, b]`` is normalised over the minibatch.
+    gradient. The advantages, shared ``[T, b]`` or per agent ``[T, b, N]``, are normalised
+    over the minibatch (``normalize_advantages``).
     """
+    chex.assert_equal_shape([batch.actions, batch.log_probs])
+    chex.assert_equal_shape_prefix([batch.actions, advantages], 2)
     logits = model.actor_unroll(actor_params, batch.obs) / batch.temperature[..., None, None]
     dist = policy(logits)
     log_probs = dist.log_prob(batch.actions)
     entropy = dist.entropy()
-    normalized = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized[..., None], cfg.clip_eps)
+    normalized = normalize_advantages(advantages)
+    surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized, cfg.clip_eps)
     ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
     per_agent = -surrogate.mean(axis=(0, 1)) - ent_coef * entropy.mean(axis=(0, 1))
     log_ratio = log_probs - batch.log_probs
@@ -206,16 +236,29 @@ def actor_loss(
 
 
 def critic_loss(critic_params, model: IAGCModel, critic_inputs: jax.Array, returns: jax.Array, cfg: PPOConfig):
-    """vf_coef * mean squared error of the global critic to the lambda-returns ``[T, b]``."""
+    """vf_coef * mean squared error of the global critic to the lambda-returns ``[T, b(, N)]``."""
     values = model.critic_unroll(critic_params, critic_inputs)
+    chex.assert_equal_shape([values, returns])
     return cfg.vf_coef * jnp.mean((values - returns) ** 2)
 
 
 def make_optimizers(cfg: PPOConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """Separate Adam chains with global-norm clipping (applied per agent for the actors)."""
+    """Separate Adam chains with global-norm clipping, for one actor network and the critic."""
     actor = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_actor))
     critic = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_critic))
     return actor, critic
+
+
+def per_agent(tx: optax.GradientTransformation, frozen=None) -> optax.GradientTransformation:
+    """``tx`` applied to each agent's parameters alone (leading agent axis ``[N, ...]``), so the
+    norm clipping and Adam statistics are per agent. With ``frozen`` masks ``[N, ...]`` the
+    masked entries get no update at all (Adam's momentum would otherwise move them)."""
+
+    def update(grads, state, params=None):
+        updates, state = jax.vmap(tx.update)(grads, state, params)
+        return _masked(updates, frozen), state
+
+    return optax.GradientTransformation(jax.vmap(tx.init), update)
 
 
 @struct.dataclass
@@ -236,20 +279,19 @@ def ppo_update(
     advantages: jax.Array,
     returns: jax.Array,
     cfg: PPOConfig,
+    actor_tx: optax.GradientTransformation,
     actor_masks=None,
-    shared_actor: bool = False,
     ent_coef=None,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state,
     with the entropy weight ``ent_coef`` (default ``cfg.ent_coef``).
 
-    With ``actor_masks`` (fixed-mask pruning) the forward pass uses w * m and masked weights
-    receive no update at all (Adam's momentum would otherwise move them), so they keep their
-    value. With ``shared_actor`` (PaI) the learner holds one actor without an agent axis, agent i
-    acts with w * m_i, and the shared weights' gradient is the sum of the agents' gradients
-    (autodiff through the broadcast), clipped and applied by one optimiser.
+    ``actor_tx`` turns the gradient of ``learner.actor_params`` into updates (``per_agent`` for
+    independent actors). With ``actor_masks`` the actors act with w * m: fixed-mask pruning, or
+    (PaI) one shared network without an agent axis broadcast against per-agent masks, whose
+    gradient is then the sum of the agents' gradients (autodiff through the broadcast).
     """
-    actor_tx, critic_tx = make_optimizers(cfg)
+    _, critic_tx = make_optimizers(cfg)
     num_envs = trajectory.rewards.shape[1]
     per_minibatch = num_envs // cfg.minibatches
 
@@ -258,12 +300,7 @@ def ppo_update(
         batch = jax.tree.map(take, trajectory)
         loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg, ent_coef)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
-        if shared_actor:
-            a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)
-        else:
-            update = jax.vmap(actor_tx.update)
-            a_updates, actor_opt_state = update(a_grads, learner.actor_opt_state, learner.actor_params)
-            a_updates = _masked(a_updates, actor_masks)
+        a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
             learner.critic_params, model, batch.critic_inputs, take(returns), cfg
         )

@@ -9,6 +9,7 @@ schedulers side by side; only ``mode`` and ``scope`` change the program's struct
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -16,9 +17,6 @@ import jax.numpy as jnp
 from flax import struct
 
 from dsa_jax.config import SCHEDULES, PruneConfig
-
-SCHEDULE_INDEX = {name: i for i, name in enumerate(SCHEDULES)}
-
 
 @struct.dataclass
 class PruneSchedule:
@@ -63,30 +61,41 @@ def make_schedule(prune: PruneConfig, iterations: int, num_agents: int) -> Prune
     )
 
 
+def _harmonic(s: PruneSchedule, elapsed: jax.Array, progress: jax.Array) -> jax.Array:
+    wave_period = s.period * (1.0 + s.period_growth * elapsed)
+    wave = s.amplitude * jnp.exp(-s.amp_decay * elapsed) * jnp.sin(2.0 * jnp.pi * elapsed / wave_period)
+    low, high = jnp.minimum(s.initial, s.target), jnp.maximum(s.initial, s.target)
+    return jnp.clip(_cosine(s, elapsed, progress) + wave, low, high)
+
+
+def _cosine(s: PruneSchedule, elapsed: jax.Array, progress: jax.Array) -> jax.Array:
+    return s.target + 0.5 * (s.initial - s.target) * (1.0 + jnp.cos(jnp.pi * progress))
+
+
+# s(t) inside the pruning window, by schedule name: f(schedule, t - start, progress in [0, 1]).
+# This one table gives both the formula and the kind index (its order) that ``lax.switch`` uses.
+FORMULAS = {
+    "none": lambda s, elapsed, progress: jnp.zeros_like(s.target),
+    "constant": lambda s, elapsed, progress: s.target,  # one-shot
+    "linear": lambda s, elapsed, progress: s.initial + (s.target - s.initial) * progress,
+    "polynomial": lambda s, elapsed, progress: s.target + (s.initial - s.target) * (1.0 - progress) ** s.exponent,
+    "cosine": _cosine,
+    "harmonic": _harmonic,
+}
+if set(FORMULAS) != set(SCHEDULES):
+    raise ImportError(f"pruning.FORMULAS {sorted(FORMULAS)} must cover config.SCHEDULES {sorted(SCHEDULES)}")
+SCHEDULE_INDEX = {name: i for i, name in enumerate(FORMULAS)}
+
+
 def scheduled_sparsity(t: jax.Array, schedule: PruneSchedule) -> jax.Array:
     """s(t) of every agent, float32 ``[N]``: 0 before start, the target from end on."""
     s = schedule
     t = jnp.asarray(t, jnp.float32)
     elapsed = t - s.start
     progress = jnp.clip(elapsed / jnp.maximum(s.end - s.start, 1), 0.0, 1.0)
-    cosine = s.target + 0.5 * (s.initial - s.target) * (1.0 + jnp.cos(jnp.pi * progress))
-
-    def harmonic():
-        wave_period = s.period * (1.0 + s.period_growth * elapsed)
-        wave = s.amplitude * jnp.exp(-s.amp_decay * elapsed) * jnp.sin(2.0 * jnp.pi * elapsed / wave_period)
-        low, high = jnp.minimum(s.initial, s.target), jnp.maximum(s.initial, s.target)
-        return jnp.clip(cosine + wave, low, high)
-
-    branches = [
-        lambda: jnp.zeros_like(s.target),  # none
-        lambda: s.target,  # constant (one-shot)
-        lambda: s.initial + (s.target - s.initial) * progress,  # linear
-        lambda: s.target + (s.initial - s.target) * (1.0 - progress) ** s.exponent,  # polynomial
-        lambda: cosine,
-        harmonic,
-    ]
+    branches = [functools.partial(formula, s, elapsed, progress) for formula in FORMULAS.values()]
     inside = jax.lax.switch(s.kind, branches)
-    locked = jnp.where(s.kind == 0, 0.0, s.target)
+    locked = jnp.where(s.kind == SCHEDULE_INDEX["none"], 0.0, s.target)
     return jnp.where(t < s.start, 0.0, jnp.where(t >= s.end, locked, inside)).astype(jnp.float32)
 
 

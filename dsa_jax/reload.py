@@ -17,7 +17,7 @@ import numpy as np
 from dsa_jax.checkpoint import CheckpointStore, abstract_state
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.program import Metrics, State
+from dsa_jax.program import Metrics, RunState
 from dsa_jax.train import make_program
 
 
@@ -29,9 +29,9 @@ class LoadedRun:
     step: int
     config: Config
     metrics: Metrics
-    state: State
+    state: RunState
 
-    def seed_state(self, seed: int) -> State:
+    def seed_state(self, seed: int) -> RunState:
         """The state of one seed (no leading axis)."""
         num_seeds = int(np.asarray(self.state.iteration).size)
         if not 0 <= seed < num_seeds:

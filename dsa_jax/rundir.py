@@ -15,13 +15,13 @@ import jax
 import numpy as np
 
 from dsa_jax import plots
-from dsa_jax.baselines import pai
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
 from dsa_jax.baselines.static import static_expected_reward
-from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, abstract_state
+from dsa_jax.checkpoint import BROKEN, CHECKPOINTS
 from dsa_jax.config import Config, differences
 from dsa_jax.evaluation import EvalMetrics
 from dsa_jax.program import Metrics
+from dsa_jax.train import make_program
 
 CONFIG_FILE = "config.json"
 RUN_FILES = (CONFIG_FILE, "metrics.npz", "metrics.csv", "training.png", "sparsity.png", CHECKPOINTS, BROKEN)
@@ -145,6 +145,4 @@ def summary(config: Config, metrics: Metrics) -> dict:
         "ratio_to_aloha": float(final.mean() / aloha) if aloha > 0 else None,
         "genie_return": genie,
     }
-    if config.algo == "pai":  # one network stored once, masked differently per agent
-        result["pai_shared_parameters"] = int(pai.shared_parameter_count(abstract_state(config, 1).learner.actor_params))
-    return result
+    return {**result, **make_program(config).facts()}

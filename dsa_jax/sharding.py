@@ -45,7 +45,7 @@ def run_mesh(config: Config, num_runs: int) -> Mesh:
     return Mesh(np.asarray(devices[:count]), (RUN_AXIS,))
 
 
-def run_batch(config: Config) -> int | None:
+def vmap_width(config: Config) -> int | None:
     """Runs a device vmaps at once: ``train.run_batch``, or by default 1 on CPU and all on
     accelerators. On CPU, XLA runs the small LSTM ops of one program on one core, and vmapping
     more runs there only grows the working set per time step (8 seeds on 2 cores, setup_a:

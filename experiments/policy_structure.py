@@ -19,7 +19,7 @@ import numpy as np
 
 from dsa_jax import evaluation
 from dsa_jax.checkpoint import CheckpointError
-from dsa_jax.program import deployed_actors
+from dsa_jax.evaluation import actor_policy
 from dsa_jax.reload import load_run
 from dsa_jax.train import make_program
 
@@ -43,7 +43,7 @@ def make_player(program):
     """A jitted ``(state, keys [E]) -> EpisodeTrace [E, ...]`` playing one seed's deployed actors greedily."""
 
     def play(state, keys):
-        act, init_carry = deployed_actors(program.model, program.deploy(state))
+        act, init_carry = actor_policy(program.model, program.deploy(state))
         return jax.vmap(lambda k: evaluation.play_episode(k, program.config.env, act, init_carry))(keys)
 
     return jax.jit(play)

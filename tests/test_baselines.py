@@ -208,9 +208,19 @@ def test_aloha_through_driver_matches_closed_form():
     assert result.metrics.train.train_return.shape == (4, config.train.iterations)
 
 
-@pytest.mark.parametrize("algo", ["drqn", "pai"])
+# Every algorithm, each with an option only a real training run exercises: IAGC pruned layer by
+# layer, DRQN with the dueling head.
+ROUND_TRIPS = {
+    "iagc": ["prune.schedule=harmonic", "prune.target=0.9", "prune.scope=layerwise", "prune.start_frac=0.0"],
+    "drqn": ["dqn.dueling=true"],
+    "pai": [],
+    "aloha": [],
+}
+
+
+@pytest.mark.parametrize("algo", list(ROUND_TRIPS))
 def test_algos_write_the_same_run_directory_and_checkpoint(algo, tmp_path):
-    config = apply_overrides(QUICK, [f"algo={algo}", "train.iterations=20", "train.chunk=20"])
+    config = apply_overrides(QUICK, [f"algo={algo}", "train.iterations=20", "train.chunk=20"] + ROUND_TRIPS[algo])
     result = driver.run(config, tmp_path / algo, progress=False)
     names = sorted(p.name for p in (tmp_path / algo).iterdir())
     assert names == ["checkpoints", "config.json", "metrics.csv", "metrics.npz", "sparsity.png", "training.png"]
@@ -232,3 +242,12 @@ def test_algos_write_the_same_run_directory_and_checkpoint(algo, tmp_path):
     if algo == "drqn":
         assert int(loaded.state.buffer.size[0]) == min(20 * QUICK.ppo.num_envs, config.dqn.buffer_episodes)
         np.testing.assert_array_equal(loaded.state.buffer.obs, result.state.buffer.obs)
+        head = loaded.state.params["params"]["head"]["kernel"]
+        assert head.shape[-1] == 1 + config.env.num_actions  # value + advantages
+        assert np.all(np.isfinite(result.metrics.train.td_loss))
+    if algo == "iagc":  # layerwise: every kernel of every agent holds exactly floor(0.9 * size) zeros
+        deployed = make_program(config).deploy(loaded.seed_state(0))
+        for path, kernel in jax.tree_util.tree_leaves_with_path(deployed):
+            if pruning.is_prunable(path):
+                zeros = (np.asarray(kernel).reshape(kernel.shape[0], -1) == 0).sum(axis=1)
+                np.testing.assert_array_equal(zeros, np.floor(np.float32(0.9) * kernel[0].size + 1e-3))

@@ -100,10 +100,3 @@ def test_replace_revalidates():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset = 'nope'"):
         presets.get("nope")
-
-
-def test_cpu_guard_flag_is_set_on_import():
-    import os
-
-    assert "--xla_cpu_enable_concurrency_optimized_scheduler" in os.environ["XLA_FLAGS"]
-    assert dsa_jax.__version__

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import env as E
+from dsa_jax import numpy_env
 from dsa_jax.env import EnvParams
 
 PARAMS = EnvParams(num_users=3, num_channels=2, horizon=5)
@@ -29,6 +30,18 @@ def test_collision_gives_nack_to_everyone_on_the_channel():
     np.testing.assert_array_equal(info.success, [False, False, True])
     np.testing.assert_array_equal(state.last_feedback, [E.FEEDBACK_NACK, E.FEEDBACK_NACK, E.FEEDBACK_ACK])
     assert float(reward) == pytest.approx(7.0)  # only user 2 on channel 2
+
+
+def test_difference_rewards_by_hand():
+    # users 0 and 1 collide on channel 1 (SNRs 2 and 4); user 2 alone on channel 2 (SNR 7)
+    info = play([1, 1, 2])[4]
+    np.testing.assert_allclose(info.marginal, [-4.0, -2.0, 7.0])
+    # three on one channel: no single user's silence frees it
+    info = play([1, 1, 1])[4]
+    np.testing.assert_allclose(info.marginal, [0.0, 0.0, 0.0])
+    # a busy channel: nobody's choice matters there; idle users change nothing
+    info = play([1, 1, 0], pu_busy=(True, False))[4]
+    np.testing.assert_allclose(info.marginal, [0.0, 0.0, 0.0])
 
 
 def test_ack_carries_the_users_own_snr_on_its_channel():
@@ -54,7 +67,19 @@ def test_idle_users_get_no_feedback_and_no_reward():
 
 
 def test_feedback_codes_are_the_documented_numbers():
-    assert (E.FEEDBACK_NONE, E.FEEDBACK_ACK, E.FEEDBACK_NACK, E.FEEDBACK_BUSY) == (0, 1, 2, 3)
+    # DESIGN §3: 0 none (idle), 1 ACK, 2 NACK, 3 BUSY, read from the next observation's one-hot
+    params = EnvParams(num_users=4, num_channels=3, horizon=5)
+    snr = jnp.ones((4, 3), jnp.float32)
+    _, state = E.reset(jax.random.key(0), params)
+    state = state.replace(snr=snr, pu_busy=jnp.array([False, False, True]))
+    # user 0 idle, user 1 alone on channel 1, users 2 and 3 on the busy channel 3
+    obs, *_ = E.step(jax.random.key(1), state, jnp.array([0, 1, 3, 3], jnp.int32), params)
+    feedback = np.asarray(obs[:, params.num_actions : params.num_actions + 4]).argmax(-1)
+    np.testing.assert_array_equal(feedback, [0, 1, 3, 3])
+    # users 0 and 1 collide on channel 2, user 2 idle, user 3 alone on channel 1
+    obs, *_ = E.step(jax.random.key(1), state, jnp.array([2, 2, 0, 1], jnp.int32), params)
+    feedback = np.asarray(obs[:, params.num_actions : params.num_actions + 4]).argmax(-1)
+    np.testing.assert_array_equal(feedback, [2, 2, 0, 1])
 
 
 def test_observation_layout():
@@ -203,6 +228,10 @@ def test_slot_invariants(case):
     # exactly one outcome for each transmitting user, none for idle users
     outcomes = success.astype(int) + np.asarray(info.collision) + np.asarray(info.busy)
     np.testing.assert_array_equal(outcomes, (a > 0).astype(int))
+    # difference rewards: the slot replayed with user i alone idle
+    for i in range(params.num_users):
+        without_i = E.step(jax.random.key(seed + 1), state, actions.at[i].set(0), params)[2]
+        assert float(info.marginal[i]) == pytest.approx(float(reward - without_i), rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["iid", "episode", "markov"])
@@ -229,3 +258,35 @@ def test_stationary_pu_occupancy(mode):
 def test_no_pu_mode_never_busy():
     busy = full_episode(jax.random.key(0), EnvParams(pu_mode="none", pu_prob=1.0, horizon=10))[4]
     assert not np.asarray(busy).any()
+
+
+@pytest.mark.parametrize("pu_mode", ["none", "iid", "episode", "markov"])
+@pytest.mark.parametrize("reward", E.REWARDS)
+def test_parity_with_the_numpy_reference_slot_by_slot(pu_mode, reward):
+    """The JAX env against ``dsa_jax.numpy_env`` on random joint actions: the same SNRs and PU
+    occupancy (copied from the JAX state each slot, the RNGs differ) must give the same
+    observations, rewards and genie optimum in every slot."""
+    params = EnvParams(num_users=3, num_channels=3, horizon=12, pu_mode=pu_mode, pu_prob=0.4, reward=reward)
+    batch = 6
+    reference = numpy_env.NumpyDSA(params, batch, seed=1)
+    np.testing.assert_array_equal(reference.reset(), np.zeros((batch, 3, params.obs_dim)) + _dummy_obs(params))
+    obs, state = jax.vmap(E.reset, in_axes=(0, None))(jax.random.split(jax.random.key(2), batch), params)
+    step = jax.jit(jax.vmap(E.step, in_axes=(0, 0, 0, None)), static_argnums=3)
+    reference.snr = np.asarray(state.snr)
+    reference.weights = np.asarray(E.reward_weights(state.snr, params))
+    rng = np.random.default_rng(3)
+    for t in range(params.horizon):
+        reference.pu = np.asarray(state.pu_busy)
+        actions = rng.integers(0, params.num_actions, (batch, params.num_users))
+        keys = jax.random.split(jax.random.key(10 + t), batch)
+        obs, state, reward_jax, _, info = step(keys, state, jnp.asarray(actions, jnp.int32), params)
+        obs_np, reward_np, optimum_np = reference.step(actions)
+        np.testing.assert_allclose(obs, obs_np, rtol=1e-6, atol=1e-6, err_msg=f"slot {t}")
+        np.testing.assert_allclose(reward_jax, reward_np, rtol=1e-5, atol=1e-5, err_msg=f"slot {t}")
+        np.testing.assert_allclose(info.optimum, optimum_np, rtol=1e-5, atol=1e-5, err_msg=f"slot {t}")
+
+
+def _dummy_obs(params):
+    dummy = np.zeros(params.obs_dim)
+    dummy[0] = dummy[params.num_actions] = 1.0  # action 0 (idle), feedback 0 (none), SNR 0
+    return dummy

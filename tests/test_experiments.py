@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from dsa_jax import presets
-from dsa_jax.program import evaluation_key
+from dsa_jax.evaluation import evaluation_key
 from dsa_jax.train import make_program
 from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward

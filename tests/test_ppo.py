@@ -109,12 +109,17 @@ def test_lstm_sequence_gradient_equals_autodiff():
 
 @pytest.fixture(
     scope="module",
-    params=[["ppo.critic_input=observations"], ["ppo.critic_input=state", "ppo.explore_frac=0.5", "ppo.explore_temp=4"]],
-    ids=["observations", "state-explore"],
+    params=[
+        ["ppo.critic_input=observations"],
+        ["ppo.critic_input=state", "ppo.explore_frac=0.5", "ppo.explore_temp=4"],
+        ["ppo.credit=difference"],
+    ],
+    ids=["observations", "state-explore", "difference"],
 )
 def first_rollout(request):
     """A rollout of the untrained quick config (PU busy w.p. 0.3, so the state holds some),
-    under each ``ppo.critic_input``, the second with joint exploration episodes."""
+    under each ``ppo.critic_input``, the second with joint exploration episodes, the third
+    with difference credit (per-agent rewards and values)."""
     config = apply_overrides(CONFIG, request.param + ["env.pu_mode=iid", "env.pu_prob=0.3"])
     program = make_program(config)
     state = program.init(jax.random.key(0))
@@ -133,6 +138,33 @@ def test_replay_from_zero_state_gives_rollout_log_probs(first_rollout):
     np.testing.assert_allclose(replayed, traj.log_probs, atol=1e-5)
     values = program.model.critic_unroll(learner.critic_params, traj.critic_inputs)
     np.testing.assert_allclose(values, traj.values, atol=1e-5)
+
+
+def test_credit_rewards_and_value_shapes(first_rollout):
+    config, _, _, traj = first_rollout
+    horizon, num_envs, n = config.env.horizon, config.ppo.num_envs, config.env.num_users
+    assert traj.rewards.shape == (horizon, num_envs)
+    if config.ppo.credit == "shared":
+        assert traj.values.shape == (horizon, num_envs)
+        np.testing.assert_array_equal(traj.credit_rewards, traj.rewards)
+        return
+    assert traj.values.shape == traj.credit_rewards.shape == (horizon, num_envs, n)
+    # a user's difference reward is its own success, or minus the one it blocked, so the
+    # positive parts sum to the shared reward
+    positive = np.clip(np.asarray(traj.credit_rewards), 0.0, None).sum(-1)
+    np.testing.assert_allclose(positive, traj.rewards, rtol=1e-5, atol=1e-5)
+    assert (np.asarray(traj.credit_rewards) < 0).any()
+
+
+def test_normalize_advantages_by_hand():
+    shared = jnp.array([[1.0, 3.0], [5.0, 7.0]])  # [T=2, b=2]
+    out = np.asarray(ppo.normalize_advantages(shared))
+    assert out.shape == (2, 2, 1)
+    np.testing.assert_allclose(out[..., 0], (np.array([[1, 3], [5, 7]]) - 4.0) / np.sqrt(5.0), rtol=1e-5)
+    # per agent [T=2, b=1, N=2]: agent 0 is centred on 2, agent 1 on 10; one scale for both
+    per_agent = jnp.array([[[1.0, 9.0]], [[3.0, 11.0]]])
+    out = np.asarray(ppo.normalize_advantages(per_agent))
+    np.testing.assert_allclose(out[:, 0, :], [[-1.0, -1.0], [1.0, 1.0]], rtol=1e-5)
 
 
 def test_episode_temperatures():
@@ -154,7 +186,7 @@ def test_entropy_coef_schedule():
 
 def test_entropy_weight_enters_the_actor_loss(first_rollout):
     config, program, learner, traj = first_rollout
-    advantages, _ = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
+    advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
     loss = lambda c: ppo.actor_loss(learner.actor_params, program.model, traj, advantages, config.ppo, c)  # noqa: E731
     (without, _), (with_bonus, aux) = loss(0.0), loss(0.2)
     # the bonus is per agent: sum over agents of 0.2 * that agent's mean entropy
@@ -219,7 +251,7 @@ def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
     config, program, learner, traj = first_rollout
     half = config.ppo.num_envs // config.ppo.minibatches
     batch = jax.tree.map(lambda x: x[:, :half], traj)
-    advantages, _ = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
+    advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
     _, aux = ppo.actor_loss(learner.actor_params, program.model, batch, advantages[:, :half], config.ppo)
     assert float(aux["max_ratio_error"]) < 1e-5
     assert float(aux["clip_fraction"]) == 0.0
@@ -227,14 +259,25 @@ def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
 
 
 def test_update_changes_each_agent_independently(first_rollout):
+    """Every agent moves, and agent 0's data moves only agent 0: with agent 0's recorded
+    actions changed, every other agent's update (loss, clipping and Adam included) is the same."""
     config, program, learner, traj = first_rollout
-    advantages, returns = ppo.gae(traj.rewards, traj.values, 0.99, 0.95)
-    new, metrics = ppo.ppo_update(jax.random.key(3), learner, program.model, traj, advantages, returns, config.ppo)
-    before = learner.actor_params["params"]["head"]["kernel"]
-    after = new.actor_params["params"]["head"]["kernel"]
-    assert before.shape[0] == config.env.num_users
-    for i in range(config.env.num_users):
-        assert not np.allclose(before[i], after[i])
+    advantages, returns = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
+    tx = ppo.per_agent(ppo.make_optimizers(config.ppo)[0])
+
+    def update(trajectory):
+        args = (program.model, trajectory, advantages, returns, config.ppo, tx)
+        return ppo.ppo_update(jax.random.key(3), learner, *args)
+
+    new, metrics = update(traj)
+    changed = traj.replace(actions=traj.actions.at[..., 0].set((traj.actions[..., 0] + 1) % config.env.num_actions))
+    other, _ = update(changed)
+    for before, after, after_other in zip(*(jax.tree.leaves(x.actor_params) for x in (learner, new, other)), strict=True):
+        assert before.shape[0] == config.env.num_users
+        for i in range(config.env.num_users):
+            assert not np.allclose(before[i], after[i])
+        assert not np.allclose(after[0], after_other[0])
+        np.testing.assert_allclose(after[1:], after_other[1:], rtol=1e-6, atol=1e-7)
     assert np.isfinite(float(metrics.actor_loss)) and np.isfinite(float(metrics.critic_loss))
 
 

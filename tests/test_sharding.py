@@ -17,6 +17,8 @@ from dsa_jax.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.reload import load_run
 
+pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
+
 OVERRIDES = ["train.seeds=4", "train.iterations=20", "train.chunk=10"]
 CONFIG = apply_overrides(presets.get("quick"), OVERRIDES)
 # The two runs compared below batch their runs differently: 2 devices vmapping both of their
@@ -114,8 +116,8 @@ def test_default_mesh_run_batch_and_device_errors():
         apply_overrides(CONFIG, ["train.devices=0"])
     with pytest.raises(ValueError, match="train.run_batch = 0 is invalid"):
         apply_overrides(CONFIG, ["train.run_batch=0"])
-    assert sharding.run_batch(CONFIG) == (1 if jax.default_backend() == "cpu" else None)
-    assert sharding.run_batch(ONE_DEVICE) == 3
+    assert sharding.vmap_width(CONFIG) == (1 if jax.default_backend() == "cpu" else None)
+    assert sharding.vmap_width(ONE_DEVICE) == 3
 
 
 def test_padding_uneven_seed_counts_over_two_devices():
@@ -125,9 +127,12 @@ def test_padding_uneven_seed_counts_over_two_devices():
         from dsa_jax.config import apply_overrides
         config = apply_overrides(presets.get("quick"), ["train.seeds=3"])
         mesh = sharding.run_mesh(config, 3)
-        assert mesh.size == 2 and sharding.padded_count(3, mesh) == 4
-        placed = sharding.to_global(sharding.pad_runs(np.arange(3), 4), sharding.run_sharding(mesh))
-        assert [s.data.shape for s in placed.addressable_shards] == [(2,), (2,)]
+        assert mesh.size == 2
+        padded = sharding.padded_count(3, mesh)
+        placed = sharding.to_global(sharding.pad_runs(np.arange(3), padded), sharding.run_sharding(mesh))
+        # each device holds the same number of runs; the padding repeats the last run
+        shards = [np.asarray(s.data).tolist() for s in placed.addressable_shards]
+        assert shards == [[0, 1], [2, 2]], shards
         np.testing.assert_array_equal(sharding.to_host(sharding.first_runs(placed, 3)), [0, 1, 2])
         print("ok")
     """)

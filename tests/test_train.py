@@ -14,6 +14,8 @@ from dsa_jax import _cpu_guard, driver, presets
 from dsa_jax.program import seed_keys
 from dsa_jax.train import make_train
 
+pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
+
 CONFIG = presets.get("quick")
 
 
@@ -47,12 +49,19 @@ def test_seeds_differ(trained):
     assert not np.allclose(metrics.train.train_return[0], metrics.train.train_return[1])
 
 
-def test_agents_are_independent_after_training(trained):
+def test_trained_agents_are_independent(trained):
+    """Agent j's output, hence its loss, gives every other agent's parameters a zero gradient."""
+    from dsa_jax.train import make_program
+
     state, _ = trained
-    kernel = np.asarray(state.learner.actor_params["params"]["lstm1"]["input_kernel"][0])  # seed 0: [N, in, 4H]
-    for i in range(kernel.shape[0]):
-        for j in range(i + 1, kernel.shape[0]):
-            assert not np.allclose(kernel[i], kernel[j])
+    params = jax.tree.map(lambda x: x[0], state.learner.actor_params)  # seed 0: [N, ...]
+    model, n = make_program(CONFIG).model, CONFIG.env.num_users
+    obs = jax.random.uniform(jax.random.key(0), (5, 3, n, CONFIG.env.obs_dim))
+    for j in range(n):
+        grads = jax.grad(lambda p: model.actor_unroll(p, obs)[:, :, j].sum())(params)  # noqa: B023
+        for leaf in jax.tree.leaves(grads):
+            others = np.delete(np.asarray(leaf), j, axis=0)
+            assert np.all(others == 0.0) and np.any(np.asarray(leaf[j]) != 0.0)
 
 
 def test_metric_shapes_and_eval_schedule(trained):

@@ -9,7 +9,8 @@ from flax import struct
 from dsa_jax import evaluation
 from dsa_jax.config import Config
 from dsa_jax.env import EnvParams, mean_weight, pu_free_probability
-from dsa_jax.program import Program, evaluate_policy
+from dsa_jax.evaluation import evaluate_policy
+from dsa_jax.program import Program
 from dsa_jax.validation import check_real
 
 
@@ -66,7 +67,7 @@ def make_aloha_program(config: Config) -> Program:
     def init_carry():
         return ()
 
-    def init(key: jax.Array, schedule=None) -> AlohaState:
+    def init(key: jax.Array) -> AlohaState:
         return AlohaState(key=key, iteration=jnp.int32(0))
 
     def iteration(state: AlohaState) -> tuple[AlohaState, AlohaIterationMetrics]:

@@ -18,8 +18,9 @@ from flax import struct
 
 from dsa_jax import evaluation, pruning
 from dsa_jax.config import Config, DQNConfig
+from dsa_jax.evaluation import Evaluation, actor_policy, evaluate_policy
 from dsa_jax.networks import IAGCModel, RecurrentNet, zero_carry
-from dsa_jax.program import Evaluation, Program, deployed_actors, evaluate_policy
+from dsa_jax.program import Program
 
 
 @struct.dataclass
@@ -175,7 +176,7 @@ def make_drqn_program(config: Config) -> Program:
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
     zeros = jnp.zeros(num_agents, jnp.float32)
 
-    def init(key: jax.Array, schedule=None) -> DRQNState:
+    def init(key: jax.Array) -> DRQNState:
         params_key, run_key = jax.random.split(key)
         params = net.init(params_key, zero_carry((), hidden), jnp.zeros(env_params.obs_dim))
         buffer = ReplayBuffer.create(cfg.buffer_episodes, env_params.horizon, num_agents, env_params.obs_dim)
@@ -225,7 +226,7 @@ def make_drqn_program(config: Config) -> Program:
 
     def evaluate(state: DRQNState) -> Evaluation:
         deployed = deploy(state)
-        act, init_carry = deployed_actors(model, deployed, sample=cfg.eval_beta > 0)
+        act, init_carry = actor_policy(model, deployed, sample=cfg.eval_beta > 0)
         measured = jax.vmap(pruning.measured_sparsity)(deployed)
         return evaluate_policy(state, config, act, init_carry, zeros, measured, measured)
 

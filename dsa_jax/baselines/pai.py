@@ -5,6 +5,9 @@ each agent its own random mask, drawn once and never changed.
 layer: every kernel entry feeding a removed unit's gates, or read from its output, is masked,
 so the agent's network is a genuinely smaller LSTM. ``unstructured`` removes floor(s * count)
 random kernel weights over the whole network. Biases are never masked.
+
+``make_pai_program`` is IAGC's PPO (``iagc.ppo_functions``) over that one network: agent i acts
+with w * m_i, and PPO with the global critic trains w with the sum of the agents' gradients.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dsa_jax import pruning
+from dsa_jax import ppo, pruning
+from dsa_jax.config import Config
+from dsa_jax.iagc import Actors, PPOState, ppo_functions
+from dsa_jax.program import Program
+
 
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
     """float32 ``[H]``: 1 for the H - floor(s * H) units kept, a uniformly random subset."""
@@ -67,3 +74,37 @@ def agent_masks(key: jax.Array, shared, sparsity: jax.Array, structure: str):
 def shared_parameter_count(shared) -> int:
     """Parameters of the one shared network (what is stored once for all agents)."""
     return sum(leaf.size for leaf in jax.tree.leaves(shared))
+
+
+def make_pai_program(config: Config) -> Program:
+    """PaI (``algo=pai``): one shared actor under fixed per-agent masks at ``prune.target``
+    (default 0.5), trained by IAGC's PPO. ``init(key)``; nothing is pruned during training."""
+    num_users = config.env.num_users
+    sparsity = jnp.broadcast_to(jnp.float32(config.prune.target_for("pai")), (num_users,))
+    tx, _ = ppo.make_optimizers(config.ppo)
+
+    def init_actors(key: jax.Array, params: dict) -> tuple[dict, dict]:
+        shared = jax.tree.map(lambda x: x[0], params)
+        return shared, agent_masks(key, shared, sparsity, config.prune.pai_masks)
+
+    actors = Actors(
+        init=init_actors,
+        optimizer=lambda masks: tx,
+        live=pruning.apply_masks,
+        update_masks=lambda masks: masks,
+        after_update=lambda state, params: (params, state.masks),
+        scheduled=lambda state, t: sparsity,
+        deploy=lambda state: pruning.apply_masks(state.learner.actor_params, state.masks),
+    )
+    functions = ppo_functions(config, actors)
+    # The state keeps IAGC's layout; PaI never reads its schedule.
+    unused_schedule = pruning.make_schedule(config.prune, config.train.iterations, num_users)
+
+    def init(key: jax.Array) -> PPOState:
+        return functions.init(key, unused_schedule)
+
+    def facts() -> dict:
+        shared = jax.eval_shape(init, jax.random.key(0)).learner.actor_params
+        return {"pai_shared_parameters": shared_parameter_count(shared)}
+
+    return Program(config, functions.model, init, functions.iteration, actors.deploy, functions.evaluate, facts)

@@ -1,7 +1,9 @@
-"""A straightforward batched NumPy implementation of the DSA rules, for benchmarking only.
+"""A straightforward batched NumPy implementation of the DSA rules: the reference the JAX
+environment is tested against slot by slot, and the NumPy column of ``dsa-jax bench env``.
 
 Same rules and work per slot as ``dsa_jax.env`` (SNR law, PU process, collisions, reward,
 observation and the genie optimum by enumerating joint actions), vectorised over B episodes.
+It imports only NumPy (and ``time``), never JAX.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import numpy as np
 
 
 class NumpyDSA:
+    """B episodes of ``params`` (an ``EnvParams``). After ``reset()``, ``snr`` ``[B, N, K]`` and
+    ``pu`` ``[B, K]`` (the next slot's occupancy) are plain attributes, so a test may set them."""
+
     def __init__(self, params, batch: int, seed: int = 0):
         self.p = params
         self.batch = batch
@@ -50,6 +55,7 @@ class NumpyDSA:
         return np.concatenate([eye_a[self.last_action], eye_f[self.last_feedback], scaled], axis=-1)
 
     def step(self, actions):
+        """actions ``[B, N]`` int -> (obs ``[B, N, D]``, reward ``[B]``, optimum ``[B]``)."""
         p = self.p
         b, n, k = self.batch, p.num_users, p.num_channels
         onehot = actions[..., None] == np.arange(1, k + 1)  # [B, N, K]
