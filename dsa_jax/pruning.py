@@ -18,6 +18,7 @@ from flax import struct
 
 from dsa_jax.config import SCHEDULES, PruneConfig
 
+
 @struct.dataclass
 class PruneSchedule:
     """A schedule as arrays: kind index, per-agent initial/target ``[N]``, window and shape."""

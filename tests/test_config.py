@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 
-import dsa_jax
 from dsa_jax import presets
 from dsa_jax.config import Config, apply_overrides, differences
 
