@@ -123,6 +123,7 @@ class SlotOutcome:
     collision: jax.Array
     busy: jax.Array
     channel: jax.Array  # 0-based channel index (clipped to 0 for idle users)
+    load: jax.Array  # [K] users transmitting on each channel
 
 
 def sample_snr(key: jax.Array, params: EnvParams) -> jax.Array:
@@ -159,23 +160,23 @@ def resolve_slot(actions: jax.Array, pu_busy: jax.Array) -> SlotOutcome:
         collision=transmit & ~busy & ~alone,
         busy=busy,
         channel=channel,
+        load=load,
     )
 
 
-def marginal_rewards(actions: jax.Array, outcome: SlotOutcome, weights: jax.Array) -> jax.Array:
+def marginal_rewards(outcome: SlotOutcome, weights: jax.Array) -> jax.Array:
     """Each user's difference reward ``[N]``: the slot reward minus the reward had user i alone
     stayed idle (everyone else's action unchanged).
 
     A success is worth its own weight. A collision of exactly two users on a free channel costs
     the other user's success; in a collision of three or more the others collide anyway, and
-    busy or idle users change nothing, so those are 0. actions ``[N]``, weights ``[N, K]``.
+    busy or idle users change nothing, so those are 0. weights ``[N, K]``.
     """
-    num_channels = weights.shape[1]
-    on = actions[:, None] == jnp.arange(1, num_channels + 1)  # [N, K]
-    load = jnp.sum(on, axis=0)
-    own = jnp.take_along_axis(weights, outcome.channel[:, None], axis=1)[:, 0]
-    others = jnp.sum(jnp.where(on, weights, 0.0), axis=0)[outcome.channel] - own
-    blocked = jnp.where(outcome.collision & (load[outcome.channel] == 2), -others, 0.0)
+    own = weights[jnp.arange(weights.shape[0]), outcome.channel]
+    clashing = jnp.where(outcome.collision, own, 0.0)
+    on_channel = jnp.zeros(weights.shape[1], weights.dtype).at[outcome.channel].add(clashing)  # [K]
+    others = on_channel[outcome.channel] - own
+    blocked = jnp.where(outcome.collision & (outcome.load[outcome.channel] == 2), -others, 0.0)
     return jnp.where(outcome.success, own, blocked)
 
 
@@ -245,7 +246,7 @@ def step(
         snr=received,
         pu_busy=state.pu_busy,
         optimum=slot_optimum(weights, state.pu_busy),
-        marginal=marginal_rewards(actions, outcome, weights),
+        marginal=marginal_rewards(outcome, weights),
     )
     next_state = state.replace(
         pu_busy=_pu_next(key, state.pu_busy, params),
