@@ -15,8 +15,11 @@ DEFAULT_PRESET = "setup_a"
 
 
 def _config(args, base=None):
-    """The preset (or ``base``, e.g. a run's saved config) with ``--seeds`` and ``--set`` applied."""
+    """The preset (or ``base``, e.g. a run's saved config) with ``--learner``, ``--seeds`` and
+    ``--set`` applied, in that order."""
     config = base if base is not None and args.preset is None else presets.get(args.preset or DEFAULT_PRESET)
+    if getattr(args, "learner", None) is not None:
+        config = apply_overrides(config, list(presets.learner(args.learner)))
     if getattr(args, "seeds", None) is not None:
         config = apply_overrides(config, [f"train.seeds={args.seeds}"])
     return apply_overrides(config, args.set or [])
@@ -134,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train and write a run directory")
     common(train)
+    train.add_argument(
+        "--learner", choices=list(presets.LEARNERS),
+        help="default (the presets'), paper (DESIGN's learner) or a2c (the paper's IAGC row); --set applies after",
+    )
     train.add_argument("--seeds", type=int, help="number of vmapped seeds (train.seeds)")
     train.add_argument("--out", help="run directory (default runs/PRESET)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")

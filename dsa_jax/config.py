@@ -21,7 +21,7 @@ from dsa_jax.validation import (
     fail,
 )
 
-ALGOS = ("iagc", "drqn", "pai", "aloha")
+ALGOS = ("iagc", "drqn", "pai", "aloha", "static")
 PAI_STRUCTURES = ("structured", "unstructured")
 # prune.target = None means the algorithm's default: the gradual schedules' end point, or PaI's.
 DEFAULT_TARGET = {"iagc": 0.95, "pai": 0.5}

@@ -10,6 +10,7 @@ import jax
 from dsa_jax.baselines.aloha import make_aloha_program
 from dsa_jax.baselines.drqn import make_drqn_program
 from dsa_jax.baselines.pai import make_pai_program
+from dsa_jax.baselines.static import make_static_program
 from dsa_jax.config import ALGOS, Config
 from dsa_jax.iagc import make_iagc_program
 from dsa_jax.program import Metrics, Program, concat_metrics
@@ -20,6 +21,7 @@ PROGRAMS: dict[str, Callable[[Config], Program]] = {
     "drqn": make_drqn_program,
     "pai": make_pai_program,
     "aloha": make_aloha_program,
+    "static": make_static_program,
 }
 if set(PROGRAMS) != set(ALGOS):
     raise ImportError(f"train.PROGRAMS {sorted(PROGRAMS)} must cover config.ALGOS {sorted(ALGOS)}")

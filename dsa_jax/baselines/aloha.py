@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from dsa_jax import evaluation
+from dsa_jax.baselines.fixed_policy import fixed_policy_program
 from dsa_jax.config import Config
 from dsa_jax.env import EnvParams, mean_weight, pu_free_probability
-from dsa_jax.evaluation import evaluate_policy
 from dsa_jax.program import Program
 from dsa_jax.validation import check_real
 
@@ -39,49 +37,12 @@ def aloha_expected_reward(params: EnvParams, q: float) -> float:
     return per_pair * n * k * mean_weight(params) * pu_free_probability(params)
 
 
-@struct.dataclass
-class AlohaState:
-    key: jax.Array
-    iteration: jax.Array
-
-
-@struct.dataclass
-class AlohaIterationMetrics:
-    """ALOHA does not learn; an iteration plays ``ppo.num_envs`` episodes, like the learners."""
-
-    train_return: jax.Array
-    train_genie_fraction: jax.Array
-    sparsity_scheduled: jax.Array  # [N] zeros: no network
-    sparsity_measured: jax.Array
-
-
 def make_aloha_program(config: Config) -> Program:
     """``algo=aloha`` through the same driver and metrics: its evaluation is the policy itself."""
-    params, num_users = config.env, config.env.num_users
+    params = config.env
     q = optimal_q(params)
-    zeros = jnp.zeros(num_users, jnp.float32)
 
     def act(key, carry, obs):
         return carry, aloha_actions(key, params, q)
 
-    def init_carry():
-        return ()
-
-    def init(key: jax.Array) -> AlohaState:
-        return AlohaState(key=key, iteration=jnp.int32(0))
-
-    def iteration(state: AlohaState) -> tuple[AlohaState, AlohaIterationMetrics]:
-        key, play_key = jax.random.split(state.key)
-        stats = evaluation.run_episodes(play_key, params, act, init_carry, config.ppo.num_envs)
-        metrics = AlohaIterationMetrics(
-            train_return=stats.reward.mean(),
-            train_genie_fraction=evaluation.genie_fraction(stats.reward, stats.optimum),
-            sparsity_scheduled=zeros,
-            sparsity_measured=zeros,
-        )
-        return AlohaState(key=key, iteration=state.iteration + 1), metrics
-
-    def evaluate(state: AlohaState):
-        return evaluate_policy(state, config, act, init_carry, zeros, zeros, zeros)
-
-    return Program(config, None, init, iteration, None, evaluate)
+    return fixed_policy_program(config, act)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from dsa_jax.baselines.fixed_policy import fixed_policy_program
+from dsa_jax.config import Config
 from dsa_jax.env import EnvParams, mean_weight, pu_free_probability
+from dsa_jax.program import Program
 
 
 def static_expected_reward(params: EnvParams) -> float:
@@ -26,3 +29,13 @@ def static_actions(params: EnvParams) -> jnp.ndarray:
     """The assignment, int32 ``[N]``: user i on channel i+1 for i < min(N, K), the rest idle."""
     users = jnp.arange(params.num_users)
     return jnp.where(users < params.num_channels, users + 1, 0).astype(jnp.int32)
+
+
+def make_static_program(config: Config) -> Program:
+    """``algo=static``: the assignment played through the driver, a check on the closed form."""
+    actions = static_actions(config.env)
+
+    def act(key, carry, obs):
+        return carry, actions
+
+    return fixed_policy_program(config, act)
