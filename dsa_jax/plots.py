@@ -48,3 +48,51 @@ def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndar
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def method_curves(path: Path, bands: dict[str, tuple[np.ndarray, ...]], levels: dict[str, float], title: str):
+    """One line per method (label -> (iterations, mean, low, high) ``[E]`` each, e.g. a 95 %
+    band over seeds), with a horizontal line per reference level (Fig. 2)."""
+    fig = Figure(figsize=(8.0, 5.0))
+    ax = fig.subplots()
+    for label, (iterations, mean, low, high) in bands.items():
+        (line,) = ax.plot(iterations, mean, label=label, linewidth=1.2)
+        ax.fill_between(iterations, low, high, alpha=0.15, color=line.get_color())
+    for (label, level), (color, style) in zip(levels.items(), LEVEL_STYLES, strict=False):
+        ax.axhline(level, color=color, linestyle=style, label=f"{label} ({level:.0f})")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("evaluation reward per episode")
+    ax.set_title(title)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def against_target(path: Path, targets: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
+    """Final reward (mean, error ``[T]`` each) against target sparsity, one line per scheduler."""
+    fig, ax = _axes()
+    for label, (mean, error) in lines.items():
+        ax.errorbar(np.arange(len(targets)), mean, yerr=error, label=label, marker="o", capsize=3)
+    ax.set_xticks(np.arange(len(targets)), [f"{t:g}" for t in targets])
+    ax.set_xlabel("target sparsity")
+    ax.set_ylabel("final evaluation reward")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def heatmap(path: Path, values: np.ndarray, rows: list[str], columns: list[str], row_label: str, column_label: str, title: str):
+    """A 2-D grid of values ``[R, C]`` with each cell's number written in it."""
+    fig, ax = _axes()
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(np.arange(len(columns)), columns)
+    ax.set_yticks(np.arange(len(rows)), rows)
+    ax.set_xlabel(column_label)
+    ax.set_ylabel(row_label)
+    for (r, c), value in np.ndenumerate(values):
+        ax.text(c, r, f"{value:.0f}", ha="center", va="center", color="w", fontsize="small")
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

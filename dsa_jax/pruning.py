@@ -166,6 +166,12 @@ def measured_sparsity(params) -> jax.Array:
     return zeros / sum(leaf.size for _, leaf in prunable)
 
 
+def nonzero_weights(actor_params) -> jax.Array:
+    """Nonzero prunable weights of each agent, int32 ``[N]``, for agent-stacked params ``[N, ...]``."""
+    prunable, _, _ = _prunable_leaves(actor_params)
+    return sum(jnp.sum(leaf != 0, axis=tuple(range(1, leaf.ndim)), dtype=jnp.int32) for _, leaf in prunable)
+
+
 def prunable_count(params) -> int:
     prunable, _, _ = _prunable_leaves(params)
     return sum(leaf.size for _, leaf in prunable)

@@ -1,0 +1,391 @@
+"""Reproduce the paper's Table I and Figures 1-2, with controls and statistics over seeds.
+
+    python experiments/table1.py --setup a [b c] [--seeds 10] [--iterations I] [--out results/]
+        [--episodes 1024] [--groups ppo aloha ...] [--reuse "ROW=RUN_DIR" ...]
+    python experiments/table1.py --setup a c --study limit      # sparsity_limit.png
+    python experiments/table1.py --setup c --study harmonic     # harmonic_sensitivity.png
+
+Setups: ``a`` and ``b`` are the paper's (presets ``setup_a``, ``setup_b``), ``c`` is ours
+(preset ``setup_c``: two users, four channels, where the weights matter). Rows are trained in
+groups, one compiled program per group: every IAGC PPO variant x seed is one
+``driver.train_variants`` call. Each row's final policies are re-evaluated on ``--episodes``
+fresh episodes (evaluation stream 1, as ``dsa-jax evaluate RUN --stream 1``). The paper's rows
+use the paper-faithful learner (``presets.PAPER_LEARNER``); the default learner has its own
+rows, with its own all-pruned control. ``--reuse`` takes a row from a saved run directory
+instead of training it, when that run's config is the row's (up to seeds and bookkeeping).
+
+Writes ``table1_setup_{s}.md``, ``.csv`` and ``.json`` (every number, the command, versions,
+hardware, walls), ``fig1_sparsity.png`` and ``fig2_training_{s}.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dsa_jax  # noqa: F401  (CPU hang guard first)
+from dsa_jax import driver, plots, presets, pruning, stats
+from dsa_jax.config import Config, apply_overrides, differences
+from dsa_jax.driver import RESUME_FREE_FIELDS
+from dsa_jax.reload import LoadedRun, evaluate_run, load_run
+from dsa_jax.rundir import closed_form_levels
+from dsa_jax.train import make_program
+
+SETUPS = {"a": "setup_a", "b": "setup_b", "c": "setup_c"}
+TABLE_STREAM = 0x7AB1E  # the re-evaluation's episodes, apart from training's and evaluate's
+PAPER = presets.PAPER_LEARNER
+DENSE_ROW = "Dense IAGC PPO"
+CONTROL = dict(schedule="polynomial", target=1.0, exponent=3.0)
+SCHEDULERS = {
+    "harmonic": dict(schedule="harmonic"),
+    "linear": dict(schedule="linear"),
+    "polynomial (e=3)": dict(schedule="polynomial", exponent=3.0),
+    "polynomial (e=6)": dict(schedule="polynomial", exponent=6.0),
+}
+LIMIT_TARGETS = (0.9, 0.95, 0.98, 0.99, 0.995, 1.0)
+LIMIT_SCHEDULERS = ("harmonic", "linear", "polynomial (e=3)")
+HARMONIC_AMPLITUDES = (0.05, 0.1, 0.2)
+HARMONIC_PERIOD_FRACS = (0.125, 0.25, 0.5)  # of the pruning window (end - start)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Rows trained in one compiled program: ``overrides`` on the setup's preset, and per row
+    the ``prune.*`` fields of its variant (None: the group's config as it is)."""
+
+    key: str
+    overrides: tuple[str, ...]
+    rows: dict[str, dict | None]
+
+
+TABLE_GROUPS = (
+    Group("aloha", PAPER + ("algo=aloha",), {"Slotted ALOHA": None}),
+    Group("static", PAPER + ("algo=static",), {"Static policy (played)": None}),
+    Group("a2c", presets.A2C_LEARNER, {"IAGC actor-critic, no PPO": None}),
+    Group("drqn", PAPER + ("algo=drqn",), {"DRQN, parameter sharing": None}),
+    Group("pai", PAPER + ("algo=pai",), {"PaI (50%)": None}),
+    Group(
+        "ppo",
+        PAPER,
+        {DENSE_ROW: dict(schedule="none")}
+        | {f"IAGC PPO 95% {name}": dict(fields, target=0.95) for name, fields in SCHEDULERS.items()}
+        | {"All-pruned control (100%)": CONTROL},
+    ),
+    Group(
+        "default",
+        (),
+        {"Dense IAGC PPO, default learner": dict(schedule="none"), "All-pruned control, default learner": CONTROL},
+    ),
+)
+
+
+def limit_group() -> Group:
+    """Every scheduler of ``LIMIT_SCHEDULERS`` at every target of ``LIMIT_TARGETS``, one program."""
+    rows = {
+        f"{name} {target:g}": dict(SCHEDULERS[name], target=target) for name in LIMIT_SCHEDULERS for target in LIMIT_TARGETS
+    }
+    return Group("limit", PAPER, rows)
+
+
+def harmonic_group(config: Config) -> Group:
+    """Harmonic annealing over amplitude x period at 95 % and 99 %, one program."""
+    window = (config.prune.end_frac - config.prune.start_frac) * config.train.iterations
+    rows = {
+        f"harmonic {target:g} A={amplitude:g} P={frac:g}w": dict(
+            schedule="harmonic", target=target, amplitude=amplitude, period=max(1.0, frac * window)
+        )
+        for target in (0.95, 0.99)
+        for amplitude in HARMONIC_AMPLITUDES
+        for frac in HARMONIC_PERIOD_FRACS
+    }
+    return Group("harmonic", PAPER, rows)
+
+
+@dataclass
+class Row:
+    """One method's results on one setup; arrays over its seeds ``S``."""
+
+    name: str
+    group: str
+    config: Config
+    final_return: np.ndarray  # [S] re-evaluated on fresh episodes
+    final_genie_fraction: np.ndarray  # [S]
+    curves: np.ndarray  # [S, E] in-training evaluation returns
+    eval_iteration: np.ndarray  # [E]
+    sparsity_scheduled: np.ndarray  # [I] mean over seeds and agents
+    sparsity_deployed: np.ndarray  # [S, N] of the final policies
+    nonzero_weights: np.ndarray | None  # [S, N]; None without a network
+    source: str  # "trained" or the reused run directory
+
+
+def row_config(setup: str, group: Group, fields: dict | None, seeds: int, iterations: int | None) -> Config:
+    budget = [f"train.seeds={seeds}"] + ([f"train.iterations={iterations}"] if iterations else [])
+    config = apply_overrides(presets.get(SETUPS[setup]), list(group.overrides) + budget)
+    return config if fields is None else dataclasses.replace(config, prune=dataclasses.replace(config.prune, **fields))
+
+
+def common_keys(num_seeds: int) -> jax.Array:
+    """Evaluation keys ``[S]``: seed i of every row plays the same fresh episodes (given the
+    same iteration count), so rows differ by their policies, not by their draws."""
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), TABLE_STREAM))(jnp.arange(num_seeds))
+
+
+def measure_row(name: str, group: str, config: Config, state, metrics, episodes: int, source: str) -> Row:
+    """Re-evaluate one row's final state ``[S, ...]`` on fresh episodes; gather its numbers."""
+    num_seeds = int(np.asarray(state.iteration).size)
+    common = state.replace(key=common_keys(num_seeds))
+    _, table = evaluate_run(LoadedRun(None, int(np.asarray(state.iteration).max()), config, metrics, common), episodes)
+    program = make_program(config)
+    nonzero = None
+    if program.deploy is not None:
+        nonzero = np.asarray(jax.jit(jax.vmap(lambda s: pruning.nonzero_weights(program.deploy(s))))(state))
+    return Row(
+        name=name,
+        group=group,
+        config=config,
+        final_return=np.asarray(table["eval_return"]),
+        final_genie_fraction=np.asarray(table["genie_fraction"]),
+        curves=np.asarray(metrics.eval.outcome.eval_return),
+        eval_iteration=np.asarray(metrics.eval_iteration[0]),
+        sparsity_scheduled=np.asarray(metrics.train.sparsity_scheduled).mean(axis=(0, 2)),
+        sparsity_deployed=np.asarray(table["sparsity_deployed"]),
+        nonzero_weights=nonzero,
+        source=source,
+    )
+
+
+def train_group(setup: str, group: Group, seeds: int, iterations: int | None, episodes: int, progress: bool):
+    """Train every row of ``group`` in one program; returns (rows, wall seconds)."""
+    fields = list(group.rows.values())
+    base = row_config(setup, group, None, seeds, iterations)
+    start = time.perf_counter()
+    if fields == [None]:
+        result = driver.train_seeds(base, progress=progress)
+    else:
+        result = driver.train_variants(base, [row_config(setup, group, f, seeds, iterations).prune for f in fields], progress)
+    wall = time.perf_counter() - start
+    rows = []
+    for index, (name, f) in enumerate(group.rows.items()):
+        part = jax.tree.map(lambda x, i=index: x[i * seeds : (i + 1) * seeds], (result.state, result.metrics))
+        config = base if f is None else row_config(setup, group, f, seeds, iterations)
+        rows.append(measure_row(name, group.key, config, *part, episodes, "trained"))
+    return rows, wall
+
+
+def reused_row(name: str, run_dir: str, expected: Config, episodes: int) -> Row:
+    """A row from a saved run whose config is ``expected`` up to seeds and bookkeeping fields."""
+    run = load_run(run_dir)
+    free = set(RESUME_FREE_FIELDS) | {"train.seeds"}
+    changed = {k: v for k, v in differences(expected, run.config).items() if k not in free}
+    if changed:
+        raise ValueError(f"--reuse {name!r}={run_dir} is invalid: its config differs from the row's in {changed}")
+    return measure_row(name, "reused", run.config, run.state, run.metrics, episodes, str(run_dir))
+
+
+def row_statistics(row: Row, dense: Row | None, genie: float, static: float, preset: Config) -> dict:
+    """Every number the table reports for ``row`` (``overrides``: its fields that differ from ``preset``)."""
+    summary = stats.summarize(row.final_return)
+    auc = stats.normalized_auc(row.curves, row.eval_iteration)
+    record = {
+        "method": row.name,
+        "source": row.source,
+        **summary.to_dict(),
+        "final_return_per_seed": row.final_return.round(2).tolist(),
+        "genie_fraction_mean": float(row.final_genie_fraction.mean()),
+        "genie_fraction_std": float(row.final_genie_fraction.std()),
+        "fraction_of_static": summary.mean / static,
+        "fraction_of_genie_return": summary.mean / genie,
+        "auc_mean": float(auc.mean()),
+        "auc_std": float(auc.std()),
+        "probability_of_improvement_over_dense": (
+            stats.probability_of_improvement(row.final_return, dense.final_return) if dense is not None else None
+        ),
+        "sparsity_deployed_mean": float(row.sparsity_deployed.mean()),
+        "nonzero_weights_per_agent": None if row.nonzero_weights is None else float(row.nonzero_weights.mean()),
+        "iterations": row.config.train.iterations,
+        "overrides": {k: v[1] for k, v in differences(preset, row.config).items()},
+    }
+    return record
+
+
+def markdown(setup: str, records: list[dict], levels: dict[str, float]) -> str:
+    """The table as Markdown: one line per method, the reference levels under it."""
+    head = (
+        "| method | seeds | mean ± std | IQM [95% CI] | best seed | P(> dense) | AUC | genie fraction | × static "
+        "| sparsity | nonzero / agent |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in records:
+        poi = "–" if r["probability_of_improvement_over_dense"] is None else f"{r['probability_of_improvement_over_dense']:.2f}"
+        nonzero = "–" if r["nonzero_weights_per_agent"] is None else f"{r['nonzero_weights_per_agent']:.0f}"
+        lines.append(
+            f"| {r['method']} | {r['seeds']} | {r['mean']:.1f} ± {r['std']:.1f} | {r['iqm']:.1f} [{r['iqm_low']:.1f}, "
+            f"{r['iqm_high']:.1f}] | {r['best']:.1f} | {poi} | {r['auc_mean']:.1f} | {r['genie_fraction_mean']:.3f} "
+            f"| {r['fraction_of_static']:.3f} | {r['sparsity_deployed_mean']:.3f} | {nonzero} |"
+        )
+    footer = "\n".join(f"- {name}: {value:.1f}" for name, value in levels.items())
+    return f"# Table I, setup {setup.upper()}\n\n{head}" + "\n".join(lines) + f"\n\nReference levels per episode:\n{footer}\n"
+
+
+def write_table(out: Path, stem: str, setup: str, records: list[dict], levels: dict[str, float], meta: dict) -> None:
+    (out / f"{stem}.md").write_text(markdown(setup, records, levels))
+    keys = [k for k in records[0] if k not in ("final_return_per_seed", "overrides")]
+    with open(out / f"{stem}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    (out / f"{stem}.json").write_text(json.dumps({**meta, "levels": levels, "rows": records}, indent=2))
+
+
+def levels_of(config: Config, rows: list[Row]) -> dict[str, float]:
+    """Genie (mean over the re-evaluations' episodes), static and ALOHA returns per episode."""
+    static, aloha = closed_form_levels(config)
+    genie = float(np.mean([r.final_return.mean() / r.final_genie_fraction.mean() for r in rows if r.final_genie_fraction.mean() > 0]))
+    return {"genie": genie, "static policy (closed form)": static, "slotted ALOHA (closed form)": aloha}
+
+
+def figures(out: Path, setup: str, rows: list[Row], levels: dict[str, float]) -> None:
+    bands = {r.name: (r.eval_iteration, *stats.mean_band(r.curves)) for r in rows if r.group not in ("aloha", "static")}
+    title = f"setup {setup.upper()}: evaluation reward, mean and 95% band over seeds"
+    plots.method_curves(out / f"fig2_training_{setup}.png", bands, levels, title)
+    pruned = {r.name: r.sparsity_scheduled for r in rows if r.group == "ppo" and r.sparsity_scheduled.max() > 0}
+    if pruned:
+        plots.sparsity_curve(out / "fig1_sparsity.png", np.arange(len(next(iter(pruned.values())))), pruned)
+
+
+def limit_figure(out: Path, setup: str, rows: list[Row]) -> None:
+    lines = {}
+    for name in LIMIT_SCHEDULERS:
+        chosen = [r for r in rows if r.name.startswith(name + " ")]
+        lines[name] = (np.array([r.final_return.mean() for r in chosen]), np.array([r.final_return.std() for r in chosen]))
+    plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(LIMIT_TARGETS), lines, f"setup {setup.upper()}: final reward against target sparsity")
+
+
+def harmonic_figure(out: Path, setup: str, rows: list[Row]) -> None:
+    for target in (0.95, 0.99):
+        chosen = [r for r in rows if r.name.startswith(f"harmonic {target:g} ")]
+        grid = np.array([r.final_return.mean() for r in chosen]).reshape(len(HARMONIC_AMPLITUDES), len(HARMONIC_PERIOD_FRACS))
+        plots.heatmap(
+            out / f"harmonic_sensitivity_{setup}_{target:g}.png", grid, [f"{a:g}" for a in HARMONIC_AMPLITUDES],
+            [f"{p:g}" for p in HARMONIC_PERIOD_FRACS], "amplitude A", "period P (fraction of the pruning window)",
+            f"setup {setup.upper()}: harmonic {target:g}, mean final reward",
+        )
+
+
+def environment_facts() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        except OSError:
+            return None
+
+    import scipy
+
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.uname().processor,
+        "cpu_count": os.cpu_count(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out: Path) -> list[dict]:
+    """Train (or reuse) every row of ``groups`` on ``setup``; write its table and figures."""
+    rows, walls, start = [], {}, time.perf_counter()
+    for group in groups:
+        todo = {name: f for name, f in group.rows.items() if name not in reuse}
+        for name in set(group.rows) - set(todo):
+            expected = row_config(setup, group, group.rows[name], args.seeds, args.iterations)
+            rows.append(reused_row(name, reuse[name], expected, args.episodes))
+        if todo:
+            trained, walls[group.key] = train_group(
+                setup, dataclasses.replace(group, rows=todo), args.seeds, args.iterations, args.episodes, not args.quiet
+            )
+            rows.extend(trained)
+            print(f"setup {setup}: {group.key} trained in {walls[group.key]:.0f} s", flush=True)
+    order = [name for g in groups for name in g.rows]
+    rows.sort(key=lambda r: order.index(r.name))
+    levels = levels_of(rows[0].config, rows)
+    dense = next((r for r in rows if r.name == DENSE_ROW), None)
+    preset = presets.get(SETUPS[setup])
+    records = [row_statistics(r, dense, levels["genie"], levels["static policy (closed form)"], preset) for r in rows]
+    meta = {
+        "setup": setup, "preset": SETUPS[setup], "seeds": args.seeds, "episodes": args.episodes,
+        "group_train_wall_s": walls, "total_wall_s": time.perf_counter() - start, **environment_facts(),
+    }
+    stem = {"table": f"table1_setup_{setup}", "limit": f"sparsity_limit_{setup}", "harmonic": f"harmonic_sensitivity_{setup}"}[args.study]
+    write_table(out, stem, setup, records, levels, meta)
+    if args.study == "table":
+        figures(out, setup, rows, levels)
+    elif args.study == "limit":
+        limit_figure(out, setup, rows)
+    else:
+        harmonic_figure(out, setup, rows)
+    print((out / f"{stem}.md").read_text(), flush=True)
+    return records
+
+
+def parse_reuse(items: list[str]) -> dict[str, str]:
+    reuse = {}
+    for item in items:
+        name, sep, run_dir = item.partition("=")
+        if not sep:
+            raise ValueError(f"--reuse {item!r} is invalid: use ROW=RUN_DIR")
+        reuse[name.strip()] = run_dir.strip()
+    return reuse
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--setup", nargs="+", choices=list(SETUPS), default=["a"])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--iterations", type=int, help="every row's train.iterations (default: each learner's own)")
+    parser.add_argument("--episodes", type=int, default=1024, help="fresh episodes per seed for the final re-evaluation")
+    parser.add_argument("--study", choices=["table", "limit", "harmonic"], default="table")
+    parser.add_argument("--groups", nargs="+", help=f"table groups to run (default all: {' '.join(g.key for g in TABLE_GROUPS)})")
+    parser.add_argument("--reuse", action="append", default=[], help="ROW=RUN_DIR: take a row from a saved run")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    reuse = parse_reuse(args.reuse)
+    known = {g.key for g in TABLE_GROUPS}
+    for key in args.groups or []:
+        if key not in known:
+            raise SystemExit(f"--groups {key!r} is invalid: must be among {', '.join(sorted(known))}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for setup in args.setup:
+        if args.study == "table":
+            groups = [g for g in TABLE_GROUPS if args.groups is None or g.key in args.groups]
+        elif args.study == "limit":
+            groups = [limit_group()]
+        else:
+            groups = [harmonic_group(row_config(setup, Group("", PAPER, {}), None, args.seeds, args.iterations))]
+        unknown = set(reuse) - {name for g in groups for name in g.rows}
+        if unknown:
+            raise SystemExit(f"--reuse {sorted(unknown)} is invalid: no such row in this study")
+        run_setup(args, setup, groups, reuse, out)
+
+
+if __name__ == "__main__":
+    main()
