@@ -131,57 +131,72 @@ class Row:
     source: str  # "trained" or the reused run directory
 
 
-def row_config(setup: str, group: Group, fields: dict | None, seeds: int, iterations: int | None) -> Config:
+def row_config(
+    setup: str, group: Group, fields: dict | None, seeds: int, iterations: int | None, extra: tuple[str, ...] = ()
+) -> Config:
+    """The config of one row: the setup's preset, the group's overrides, ``extra`` (``--set``,
+    applied to every row), the budget, then the row's ``prune.*`` fields."""
     budget = [f"train.seeds={seeds}"] + ([f"train.iterations={iterations}"] if iterations else [])
-    config = apply_overrides(presets.get(SETUPS[setup]), list(group.overrides) + budget)
+    config = apply_overrides(presets.get(SETUPS[setup]), list(group.overrides) + list(extra) + budget)
     return config if fields is None else dataclasses.replace(config, prune=dataclasses.replace(config.prune, **fields))
 
 
-def common_keys(num_seeds: int) -> jax.Array:
-    """Evaluation keys ``[S]``: seed i of every row plays the same fresh episodes (given the
-    same iteration count), so rows differ by their policies, not by their draws."""
-    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), TABLE_STREAM))(jnp.arange(num_seeds))
+def common_keys(seeds: np.ndarray) -> jax.Array:
+    """Evaluation keys ``[R]`` for runs of ``seeds`` ``[R]``: seed i of every row plays the
+    same fresh episodes (given the same iteration count), so rows differ by their policies,
+    not by their draws."""
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), TABLE_STREAM))(jnp.asarray(seeds))
 
 
-def measure_row(name: str, group: str, config: Config, state, metrics, episodes: int, source: str) -> Row:
-    """Re-evaluate one row's final state ``[S, ...]`` on fresh episodes; gather its numbers."""
-    num_seeds = int(np.asarray(state.iteration).size)
-    common = state.replace(key=common_keys(num_seeds))
+def reevaluate(config: Config, state, metrics, seeds: np.ndarray, episodes: int) -> tuple[dict, np.ndarray | None]:
+    """Every run's final policies ``[R, ...]`` (one compiled call; IAGC deploys each run at its
+    own schedule) on ``episodes`` fresh episodes: ({metric: [R]}, nonzero weights [R, N] or None)."""
+    common = state.replace(key=common_keys(seeds))
     _, table = evaluate_run(LoadedRun(None, int(np.asarray(state.iteration).max()), config, metrics, common), episodes)
     program = make_program(config)
-    nonzero = None
-    if program.deploy is not None:
-        nonzero = np.asarray(jax.jit(jax.vmap(lambda s: pruning.nonzero_weights(program.deploy(s))))(state))
+    if program.deploy is None:
+        return table, None
+    return table, np.asarray(jax.jit(jax.vmap(lambda s: pruning.nonzero_weights(program.deploy(s))))(state))
+
+
+def make_row(name: str, group: str, config: Config, metrics, table: dict, nonzero, runs: slice, source: str) -> Row:
+    """The row of runs ``runs`` out of a group's metrics ``[R, ...]`` and re-evaluation."""
+    metrics = jax.tree.map(lambda x: np.asarray(x)[runs], metrics)
     return Row(
         name=name,
         group=group,
         config=config,
-        final_return=np.asarray(table["eval_return"]),
-        final_genie_fraction=np.asarray(table["genie_fraction"]),
-        curves=np.asarray(metrics.eval.outcome.eval_return),
-        eval_iteration=np.asarray(metrics.eval_iteration[0]),
-        sparsity_scheduled=np.asarray(metrics.train.sparsity_scheduled).mean(axis=(0, 2)),
-        sparsity_deployed=np.asarray(table["sparsity_deployed"]),
-        nonzero_weights=nonzero,
+        final_return=np.asarray(table["eval_return"])[runs],
+        final_genie_fraction=np.asarray(table["genie_fraction"])[runs],
+        curves=metrics.eval.outcome.eval_return,
+        eval_iteration=metrics.eval_iteration[0],
+        sparsity_scheduled=metrics.train.sparsity_scheduled.mean(axis=(0, 2)),
+        sparsity_deployed=np.asarray(table["sparsity_deployed"])[runs],
+        nonzero_weights=None if nonzero is None else nonzero[runs],
         source=source,
     )
 
 
-def train_group(setup: str, group: Group, seeds: int, iterations: int | None, episodes: int, progress: bool):
+def train_group(setup: str, group: Group, args) -> tuple[list[Row], float]:
     """Train every row of ``group`` in one program; returns (rows, wall seconds)."""
-    fields = list(group.rows.values())
-    base = row_config(setup, group, None, seeds, iterations)
+    fields, seeds = list(group.rows.values()), args.seeds
+
+    def config_of(f):
+        return row_config(setup, group, f, seeds, args.iterations, tuple(args.set))
+
+    base = config_of(None)
     start = time.perf_counter()
     if fields == [None]:
-        result = driver.train_seeds(base, progress=progress)
+        result = driver.train_seeds(base, progress=not args.quiet)
     else:
-        result = driver.train_variants(base, [row_config(setup, group, f, seeds, iterations).prune for f in fields], progress)
+        result = driver.train_variants(base, [config_of(f).prune for f in fields], not args.quiet)
     wall = time.perf_counter() - start
-    rows = []
-    for index, (name, f) in enumerate(group.rows.items()):
-        part = jax.tree.map(lambda x, i=index: x[i * seeds : (i + 1) * seeds], (result.state, result.metrics))
-        config = base if f is None else row_config(setup, group, f, seeds, iterations)
-        rows.append(measure_row(name, group.key, config, *part, episodes, "trained"))
+    run_seeds = np.tile(np.arange(seeds), len(fields))
+    table, nonzero = reevaluate(base, result.state, result.metrics, run_seeds, args.episodes)
+    rows = [
+        make_row(name, group.key, config_of(f), result.metrics, table, nonzero, slice(i * seeds, (i + 1) * seeds), "trained")
+        for i, (name, f) in enumerate(group.rows.items())
+    ]
     return rows, wall
 
 
@@ -192,7 +207,9 @@ def reused_row(name: str, run_dir: str, expected: Config, episodes: int) -> Row:
     changed = {k: v for k, v in differences(expected, run.config).items() if k not in free}
     if changed:
         raise ValueError(f"--reuse {name!r}={run_dir} is invalid: its config differs from the row's in {changed}")
-    return measure_row(name, "reused", run.config, run.state, run.metrics, episodes, str(run_dir))
+    seeds = np.arange(int(np.asarray(run.state.iteration).size))
+    table, nonzero = reevaluate(run.config, run.state, run.metrics, seeds, episodes)
+    return make_row(name, "reused", run.config, run.metrics, table, nonzero, slice(None), str(run_dir))
 
 
 def row_statistics(row: Row, dense: Row | None, genie: float, static: float, preset: Config) -> dict:
@@ -315,12 +332,10 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     for group in groups:
         todo = {name: f for name, f in group.rows.items() if name not in reuse}
         for name in set(group.rows) - set(todo):
-            expected = row_config(setup, group, group.rows[name], args.seeds, args.iterations)
+            expected = row_config(setup, group, group.rows[name], args.seeds, args.iterations, tuple(args.set))
             rows.append(reused_row(name, reuse[name], expected, args.episodes))
         if todo:
-            trained, walls[group.key] = train_group(
-                setup, dataclasses.replace(group, rows=todo), args.seeds, args.iterations, args.episodes, not args.quiet
-            )
+            trained, walls[group.key] = train_group(setup, dataclasses.replace(group, rows=todo), args)
             rows.extend(trained)
             print(f"setup {setup}: {group.key} trained in {walls[group.key]:.0f} s", flush=True)
     order = [name for g in groups for name in g.rows]
@@ -364,6 +379,7 @@ def main(argv=None) -> None:
     parser.add_argument("--study", choices=["table", "limit", "harmonic"], default="table")
     parser.add_argument("--groups", nargs="+", help=f"table groups to run (default all: {' '.join(g.key for g in TABLE_GROUPS)})")
     parser.add_argument("--reuse", action="append", default=[], help="ROW=RUN_DIR: take a row from a saved run")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every row (after its learner)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -374,17 +390,26 @@ def main(argv=None) -> None:
             raise SystemExit(f"--groups {key!r} is invalid: must be among {', '.join(sorted(known))}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for setup in args.setup:
-        if args.study == "table":
-            groups = [g for g in TABLE_GROUPS if args.groups is None or g.key in args.groups]
-        elif args.study == "limit":
-            groups = [limit_group()]
-        else:
-            groups = [harmonic_group(row_config(setup, Group("", PAPER, {}), None, args.seeds, args.iterations))]
-        unknown = set(reuse) - {name for g in groups for name in g.rows}
-        if unknown:
-            raise SystemExit(f"--reuse {sorted(unknown)} is invalid: no such row in this study")
-        run_setup(args, setup, groups, reuse, out)
+    try:
+        for setup in args.setup:
+            run_study(args, setup, reuse, out)
+    except ValueError as error:  # a bad --set, --reuse or budget: one line, not a traceback
+        raise SystemExit(f"table1: {error}") from None
+
+
+def run_study(args, setup: str, reuse: dict[str, str], out: Path) -> None:
+    """The groups of ``args.study`` on ``setup``, then ``run_setup``."""
+    if args.study == "table":
+        groups = [g for g in TABLE_GROUPS if args.groups is None or g.key in args.groups]
+    elif args.study == "limit":
+        groups = [limit_group()]
+    else:
+        base = row_config(setup, Group("", PAPER, {}), None, args.seeds, args.iterations, tuple(args.set))
+        groups = [harmonic_group(base)]
+    unknown = set(reuse) - {name for g in groups for name in g.rows}
+    if unknown:
+        raise ValueError(f"--reuse {sorted(unknown)} is invalid: no such row in this study")
+    run_setup(args, setup, groups, reuse, out)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dsa_jax import driver, ppo, presets, pruning, rundir
 from dsa_jax.baselines import drqn
 from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
+from dsa_jax.baselines.static import static_expected_reward
 from dsa_jax.checkpoint import CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.networks import RecurrentNet, zero_carry
@@ -208,6 +209,21 @@ def test_aloha_through_driver_matches_closed_form():
     assert result.metrics.train.train_return.shape == (4, config.train.iterations)
 
 
+def test_static_through_driver_matches_closed_form_and_never_collides():
+    config = apply_overrides(QUICK, ["algo=static", "train.eval_episodes=64", "train.seeds=3", "env.num_users=4", "env.num_channels=3"])
+    result = driver.train_seeds(config, progress=False)
+    outcome = result.metrics.eval.outcome
+    returns = np.asarray(outcome.eval_return)  # [S, E], each a mean over 64 episodes
+    expected = static_expected_reward(config.env) * config.env.horizon
+    per_episode_std = np.sqrt(np.mean(np.asarray(outcome.eval_return_std) ** 2))
+    assert abs(returns.mean() - expected) <= 3 * per_episode_std / np.sqrt(returns.size * config.train.eval_episodes)
+    # users 0..2 alone on channels 1..3 in every slot, user 3 idle: nothing collides, ever
+    np.testing.assert_array_equal(np.asarray(outcome.collision_rate), 0.0)
+    np.testing.assert_allclose(np.asarray(outcome.idle_rate), 0.25)
+    np.testing.assert_allclose(np.asarray(outcome.success_rate), 0.75)
+    assert np.all(np.asarray(result.metrics.eval.sparsity_deployed) == 0)
+
+
 # Every algorithm, each with an option only a real training run exercises: IAGC pruned layer by
 # layer, DRQN with the dueling head.
 ROUND_TRIPS = {
@@ -215,6 +231,7 @@ ROUND_TRIPS = {
     "drqn": ["dqn.dueling=true"],
     "pai": [],
     "aloha": [],
+    "static": [],
 }
 
 

@@ -99,3 +99,21 @@ def test_replace_revalidates():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset = 'nope'"):
         presets.get("nope")
+
+
+def test_a2c_learner_is_the_paper_learner_with_one_step_per_iteration():
+    paper = apply_overrides(presets.get("setup_a"), list(presets.PAPER_LEARNER))
+    a2c = apply_overrides(presets.get("setup_a"), list(presets.learner("a2c")))
+    assert differences(paper, a2c) == {"ppo.epochs": (2, 1), "ppo.minibatches": (2, 1)}
+    assert presets.learner("default") == ()
+    with pytest.raises(ValueError, match="learner = 'ppo' is invalid: must be one of default, paper, a2c"):
+        presets.learner("ppo")
+
+
+def test_cli_learner_applies_before_set():
+    from dsa_jax import cli
+
+    args = cli.build_parser().parse_args(["train", "--preset", "setup_c", "--learner", "a2c", "--set", "ppo.epochs=3"])
+    config = cli._config(args)
+    assert (config.env.num_users, config.env.num_channels) == (2, 4)
+    assert (config.ppo.epochs, config.ppo.minibatches, config.ppo.lr_actor, config.ppo.num_envs) == (3, 1, 3e-4, 16)

@@ -1,11 +1,16 @@
 """The analysis helpers under experiments/, on hand-made action traces and the NumPy protocols."""
 
+import csv
+import json
+
 import jax
 import numpy as np
+import pytest
 
 from dsa_jax import presets
 from dsa_jax.evaluation import evaluation_key
 from dsa_jax.train import make_program
+from experiments import table1
 from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
@@ -103,3 +108,44 @@ def test_two_user_protocols_match_a_slot_by_slot_loop():
             return int(np.argmax(s[0])), int(order[1] if moved[0] else order[0])
 
         assert np.isclose(probe_all_priority(snr[e : e + 1], horizon)[0], play_two_users(s, horizon, priority))
+
+
+TINY = ["--set", "env.horizon=10", "--set", "ppo.hidden_size=8", "--set", "ppo.num_envs=4", "--set", "train.eval_every=5",
+        "--set", "train.eval_episodes=4", "--set", "train.chunk=10", "--seeds", "2", "--iterations", "10", "--episodes", "8"]
+
+
+@pytest.mark.slow
+def test_table1_end_to_end_on_a_tiny_config(tmp_path):
+    """The single-run path (static) and the variants path (every IAGC PPO row in one program)."""
+    table1.main(["--setup", "c", "--groups", "static", "ppo", "--out", str(tmp_path), "--quiet", *TINY])
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"table1_setup_c.md", "table1_setup_c.csv", "table1_setup_c.json", "fig1_sparsity.png", "fig2_training_c.png"} <= names
+    report = json.loads((tmp_path / "table1_setup_c.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    ppo_rows = next(g for g in table1.TABLE_GROUPS if g.key == "ppo").rows
+    assert list(rows) == ["Static policy (played)", *ppo_rows]
+    assert report["seeds"] == 2 and report["episodes"] == 8 and "ppo" in report["group_train_wall_s"]
+    dense, control = rows[table1.DENSE_ROW], rows["All-pruned control (100%)"]
+    assert dense["sparsity_deployed_mean"] == 0.0 and dense["probability_of_improvement_over_dense"] == 0.5
+    assert control["sparsity_deployed_mean"] == pytest.approx(1.0) and control["nonzero_weights_per_agent"] == 0
+    weights = dense["nonzero_weights_per_agent"]
+    for name in ppo_rows:
+        if "95%" in name:
+            assert 0.94 < rows[name]["sparsity_deployed_mean"] <= 0.95
+            assert rows[name]["nonzero_weights_per_agent"] == pytest.approx(weights * 0.05, abs=1)
+    for row in rows.values():
+        per_seed = np.array(row["final_return_per_seed"])
+        assert row["mean"] == pytest.approx(per_seed.mean(), abs=0.01) and row["best"] == pytest.approx(per_seed.max(), abs=0.01)
+        assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
+        assert row["genie_fraction_mean"] == pytest.approx(row["mean"] / report["levels"]["genie"], rel=0.2)
+    assert report["levels"]["static policy (closed form)"] == pytest.approx(2 * 5.5 * 10)
+    with open(tmp_path / "table1_setup_c.csv") as handle:
+        assert [r["method"] for r in csv.DictReader(handle)] == list(rows)
+    assert (tmp_path / "table1_setup_c.md").read_text().count("\n| ") == len(rows) + 1
+
+
+def test_table1_refuses_an_unknown_reused_row_before_training(tmp_path):
+    with pytest.raises(SystemExit, match=r"--reuse \['Nope'\] is invalid: no such row"):
+        table1.main(["--setup", "a", "--reuse", "Nope=/x", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--reuse 'Nope' is invalid: use ROW=RUN_DIR"):
+        table1.main(["--setup", "a", "--reuse", "Nope", "--out", str(tmp_path)])

@@ -258,6 +258,27 @@ def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
     assert float(aux["approx_kl"]) < 1e-10
 
 
+def test_one_epoch_of_one_minibatch_is_the_plain_policy_gradient(first_rollout):
+    """The A2C learner (``presets.A2C_LEARNER``): on the whole batch at the rollout's parameters
+    the clipped objective's gradient is that of -mean(A log pi(a)) - c H, per agent."""
+    config, program, learner, traj = first_rollout
+    advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
+    normalized = ppo.normalize_advantages(advantages)
+
+    def plain(params):
+        logits = program.model.actor_unroll(params, traj.obs) / traj.temperature[..., None, None]
+        log_probs = jax.nn.log_softmax(logits)
+        chosen = jnp.take_along_axis(log_probs, traj.actions[..., None], axis=-1)[..., 0]
+        entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+        per_agent = -(normalized * chosen).mean(axis=(0, 1)) - config.ppo.ent_coef * entropy.mean(axis=(0, 1))
+        return per_agent.sum()
+
+    clipped = jax.grad(lambda p: ppo.actor_loss(p, program.model, traj, advantages, config.ppo)[0])(learner.actor_params)
+    reference = jax.grad(plain)(learner.actor_params)
+    for got, want in zip(jax.tree.leaves(clipped), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_update_changes_each_agent_independently(first_rollout):
     """Every agent moves, and agent 0's data moves only agent 0: with agent 0's recorded
     actions changed, every other agent's update (loss, clipping and Adam included) is the same."""

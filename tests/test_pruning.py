@@ -249,3 +249,11 @@ def test_variants_must_share_mode_and_scope():
     config = presets.get("quick")
     with pytest.raises(ValueError, match=r"prune_configs\[1\].mode = 'fixed'"):
         driver.train_variants(config, [config.prune, dataclasses.replace(config.prune, mode="fixed")], progress=False)
+
+
+def test_nonzero_weights_counts_each_agents_kernels_not_biases():
+    params = {"params": {
+        "lstm": {"kernel": np.array([[[0.0, 1.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]), "bias": np.ones((2, 2))},
+        "head": {"kernel": np.array([[[3.0], [0.0]], [[0.0], [-1.0]]]), "bias": np.ones((2, 1))},
+    }}
+    np.testing.assert_array_equal(pruning.nonzero_weights(params), [3, 1])
