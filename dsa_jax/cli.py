@@ -1,4 +1,4 @@
-"""``dsa-jax``: train (and resume), evaluate, export, bench."""
+"""``dsa-jax``: train (and resume), evaluate, export, compare, bench."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def cmd_train(args) -> int:
     with StopRequest() as stop:
         result = driver.run(
             config, out, not args.quiet, resume=bool(args.resume), overwrite=args.overwrite,
-            fallback=args.fallback, stop=stop,
+            fallback=args.fallback, stop=stop, tensorboard=args.tensorboard,
         )
     print(json.dumps(rundir.summary(config, result.metrics), indent=2))
     print(f"run directory: {out}")
@@ -88,6 +88,17 @@ def cmd_export(args) -> int:
             f"{r['agent']:>6} {r['dense_bytes']:>12,} {r['sparse_bytes']:>13,} {r['sparse_bytes'] / r['dense_bytes']:>7.3f} "
             f"{r['dense_macs']:>11,} {r['sparse_macs']:>12,}"
         )
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dsa_jax import compare
+
+    runs = [compare.load_curves(run, args.metric) for run in args.runs]
+    records = compare.compare(runs)
+    print(compare.table(records, args.metric))
+    json_path, png_path = compare.write(args.out, runs, records, args.metric)
+    print(f"wrote {json_path} and {png_path}")
     return 0
 
 
@@ -147,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fallback", action="store_true", help="with --resume: skip a broken latest checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--tensorboard", metavar="DIR", help="write per-seed TensorBoard scalars to DIR (extra [tensorboard])")
     train.add_argument("--coordinator", help="multi-host: coordinator host:port (or $DSA_JAX_COORDINATOR)")
     train.add_argument("--num-processes", type=int, help="multi-host: number of processes (or $DSA_JAX_NUM_PROCESSES)")
     train.add_argument("--process-id", type=int, help="multi-host: this process's index (or $DSA_JAX_PROCESS_ID)")
@@ -165,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="which seed's actors")
     export.add_argument("--out", help="output .npz (default RUN/actor_seed{i}.npz)")
     export.set_defaults(func=cmd_export)
+
+    compare = sub.add_parser("compare", help="final values over seeds with IQM, intervals and P(improvement); curves")
+    compare.add_argument("runs", nargs="+", help="run directories; the first is the reference")
+    compare.add_argument("--metric", default="eval_return", help="eval_return (default) or genie_fraction")
+    compare.add_argument("--out", default="compare", help="writes OUT.json and OUT.png (default ./compare)")
+    compare.set_defaults(func=cmd_compare)
 
     bench = sub.add_parser("bench", help="throughput benchmarks")
     bench.add_argument("what", choices=["env", "train"])

@@ -157,6 +157,7 @@ def run(
     overwrite: bool = False,
     fallback: bool = False,
     stop: StopRequest | None = None,
+    tensorboard: str | Path | None = None,
 ) -> RunResult:
     """Train ``config.train.seeds`` seeds, checkpointing into the run directory ``out_dir``.
 
@@ -164,11 +165,16 @@ def run(
     ``RESUME_FREE_FIELDS``); ``fallback`` resumes from the newest readable checkpoint when the
     latest is broken. A fresh run refuses a directory that holds a run unless ``overwrite``.
     When ``stop`` is requested (Ctrl-C), the run checkpoints after the current chunk and raises
-    ``RunInterrupted``.
+    ``RunInterrupted``. ``tensorboard``: a folder for TensorBoard logs (``dsa_jax.tensorboard``).
     """
     run_dir = Path(out_dir)
     main_process = jax.process_index() == 0  # multi-host: one process writes the files
     checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config, config.train.seeds)) if resume else None
+    log = None
+    if tensorboard is not None and main_process:  # before anything is written: a missing extra changes nothing
+        from dsa_jax.tensorboard import TensorBoardLog
+
+        log = TensorBoardLog(tensorboard, config.train.seeds, checkpoint.step if checkpoint else None)
     if not resume and main_process:
         rundir.prepare_fresh(run_dir, config, overwrite)
     store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)
@@ -179,6 +185,8 @@ def run(
         chunks_done += 1
         if main_process:
             rundir.write_metrics(run_dir, config, result.metrics)
+        if log is not None:
+            log(result.metrics)
         step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
         stopping = stop is not None and stop.requested
         if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:
@@ -190,6 +198,8 @@ def run(
         result = train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
     finally:
         store.close()
+        if log is not None:
+            log.close()
     if main_process:
         rundir.write_figures(run_dir, config, result.metrics)
     return result

@@ -50,7 +50,10 @@ def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndar
     fig.savefig(path, dpi=120)
 
 
-def method_curves(path: Path, bands: dict[str, tuple[np.ndarray, ...]], levels: dict[str, float], title: str):
+def method_curves(
+    path: Path, bands: dict[str, tuple[np.ndarray, ...]], levels: dict[str, float], title: str,
+    ylabel: str = "evaluation reward per episode",
+):
     """One line per method (label -> (iterations, mean, low, high) ``[E]`` each, e.g. a 95 %
     band over seeds), with a horizontal line per reference level (Fig. 2)."""
     fig = Figure(figsize=(8.0, 5.0))
@@ -61,7 +64,7 @@ def method_curves(path: Path, bands: dict[str, tuple[np.ndarray, ...]], levels: 
     for (label, level), (color, style) in zip(levels.items(), LEVEL_STYLES, strict=False):
         ax.axhline(level, color=color, linestyle=style, label=f"{label} ({level:.0f})")
     ax.set_xlabel("training iteration")
-    ax.set_ylabel("evaluation reward per episode")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="x-small")
     fig.tight_layout()

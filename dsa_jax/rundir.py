@@ -24,7 +24,8 @@ from dsa_jax.program import Metrics
 from dsa_jax.train import make_program
 
 CONFIG_FILE = "config.json"
-RUN_FILES = (CONFIG_FILE, "metrics.npz", "metrics.csv", "training.png", "sparsity.png", CHECKPOINTS, BROKEN)
+METRICS_FILE = "metrics.npz"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "metrics.csv", "training.png", "sparsity.png", CHECKPOINTS, BROKEN)
 
 
 def read_config(run_dir: Path) -> Config:
@@ -91,7 +92,7 @@ def flat_arrays(metrics: Metrics) -> dict[str, np.ndarray]:
 
 
 def write_metrics(run_dir: Path, config: Config, metrics: Metrics) -> None:
-    np.savez(run_dir / "metrics.npz", **flat_arrays(metrics))
+    np.savez(run_dir / METRICS_FILE, **flat_arrays(metrics))
     rows = eval_rows(config, metrics)
     with open(run_dir / "metrics.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -1,0 +1,81 @@
+"""Compare run directories: final values over seeds with honest statistics, and their curves.
+
+``dsa-jax compare RUN_A RUN_B … [--metric eval_return|genie_fraction]`` reads each run's
+``metrics.npz`` (no JAX needed) and reports, per run, the final evaluation's mean ± std over
+seeds, the interquartile mean with its 95 % bootstrap interval, the best seed, the area under
+the evaluation curve and the probability of improvement over the first run (``dsa_jax.stats``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsa_jax import plots, stats
+from dsa_jax.rundir import METRICS_FILE, read_config
+
+METRICS = ("eval_return", "genie_fraction")
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """One run's evaluation curve of a metric over its seeds."""
+
+    name: str
+    iterations: np.ndarray  # [E]
+    values: np.ndarray  # [S, E]
+
+
+def load_curves(run_dir: str | Path, metric: str) -> RunCurves:
+    """The metric's in-training evaluations ``[S, E]`` from ``RUN/metrics.npz``."""
+    if metric not in METRICS:
+        raise ValueError(f"--metric = {metric!r} is invalid: must be one of {', '.join(METRICS)}")
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise ValueError(f"run = {str(run_dir)!r} is invalid: no {METRICS_FILE} there (not a run directory?)")
+    read_config(run_dir)  # refuses a directory without a readable config.json
+    with np.load(path) as data:
+        return RunCurves(str(run_dir), data["eval_iteration"][0], data[f"eval/outcome/{metric}"])
+
+
+def compare(runs: list[RunCurves]) -> list[dict]:
+    """One record per run; ``probability_of_improvement`` is over the first run's seeds."""
+    reference = runs[0].values[:, -1]
+    records = []
+    for run in runs:
+        final = run.values[:, -1]
+        auc = stats.normalized_auc(run.values, run.iterations)
+        records.append({
+            "run": run.name,
+            **stats.summarize(final).to_dict(),
+            "auc_mean": float(auc.mean()),
+            "auc_std": float(auc.std()),
+            "probability_of_improvement": stats.probability_of_improvement(final, reference),
+            "final_iteration": int(run.iterations[-1]),
+        })
+    return records
+
+
+def table(records: list[dict], metric: str) -> str:
+    lines = [f"{'run':<32} {'seeds':>5} {metric + ' mean ± std':>24} {'IQM [95% CI]':>28} {'best':>10} {'AUC':>10} {'P(> first)':>10}"]
+    for r in records:
+        interval = f"{r['iqm']:.4g} [{r['iqm_low']:.4g}, {r['iqm_high']:.4g}]"
+        lines.append(
+            f"{r['run'][-32:]:<32} {r['seeds']:>5} {r['mean']:>12.4g} ± {r['std']:<9.3g} {interval:>28} "
+            f"{r['best']:>10.4g} {r['auc_mean']:>10.4g} {r['probability_of_improvement']:>10.2f}"
+        )
+    return "\n".join(lines)
+
+
+def write(out: str | Path, runs: list[RunCurves], records: list[dict], metric: str) -> tuple[Path, Path]:
+    """``OUT.json`` (the records) and ``OUT.png`` (each run's curve, mean and 95 % band)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
+    json_path.write_text(json.dumps({"metric": metric, "runs": records}, indent=2))
+    bands = {run.name: (run.iterations, *stats.mean_band(run.values)) for run in runs}
+    plots.method_curves(png_path, bands, {}, f"{metric}: mean and 95% band over seeds", ylabel=metric)
+    return json_path, png_path

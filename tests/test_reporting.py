@@ -1,0 +1,133 @@
+"""Reporting: `dsa-jax compare` on run directories written by hand, TensorBoard logs of a real run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dsa_jax import cli, compare, presets
+
+
+def fake_run(path, finals, curve_start=0.0):
+    """A run directory with a config and metrics.npz: 3 evaluations per seed ending at ``finals``."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(presets.get("quick").to_json())
+    finals = np.asarray(finals, np.float32)
+    values = np.stack([np.full_like(finals, curve_start), (curve_start + finals) / 2, finals], axis=1)
+    iterations = np.tile(np.array([0, 10, 20]), (finals.size, 1))
+    np.savez(path / "metrics.npz", **{"eval_iteration": iterations, "eval/outcome/eval_return": values,
+                                      "eval/outcome/genie_fraction": values / 100.0})
+    return path
+
+
+def test_compare_records_by_hand(tmp_path):
+    a = fake_run(tmp_path / "a", [10.0, 20.0, 30.0, 40.0])
+    b = fake_run(tmp_path / "b", [25.0, 35.0, 45.0, 55.0])
+    records = compare.compare([compare.load_curves(a, "eval_return"), compare.load_curves(b, "eval_return")])
+    first, second = records
+    assert (first["mean"], first["best"], first["best_seed"]) == (25.0, 40.0, 3)
+    assert first["iqm"] == pytest.approx(25.0)  # mean of 20 and 30
+    assert first["probability_of_improvement"] == 0.5
+    # b over a: pairs with b > a, out of 16: 25 beats 10, 20; 35 beats 3; 45 and 55 beat all 4
+    assert second["probability_of_improvement"] == pytest.approx((2 + 3 + 4 + 4) / 16)
+    # curve 0 -> f/2 -> f over iterations 0, 10, 20: area / span = f / 2
+    assert first["auc_mean"] == pytest.approx(12.5)
+    assert first["iqm_low"] <= first["iqm"] <= first["iqm_high"]
+
+
+def test_compare_cli_writes_json_and_figure(tmp_path, capsys):
+    a = fake_run(tmp_path / "a", [0.5, 0.6])
+    b = fake_run(tmp_path / "b", [0.7, 0.8])
+    out = tmp_path / "report" / "cmp"
+    assert cli.main(["compare", str(a), str(b), "--metric", "genie_fraction", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["metric"] == "genie_fraction" and [r["run"] for r in report["runs"]] == [str(a), str(b)]
+    assert report["runs"][1]["mean"] == pytest.approx(0.0075)
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "P(> first)" in capsys.readouterr().out
+
+
+def test_compare_refuses_bad_input_in_one_line(tmp_path, capsys):
+    assert cli.main(["compare", str(tmp_path / "none")]) == 2
+    assert "no metrics.npz there" in capsys.readouterr().err
+    a = fake_run(tmp_path / "a", [1.0])
+    assert cli.main(["compare", str(a), "--metric", "reward"]) == 2
+    assert "--metric = 'reward' is invalid: must be one of eval_return, genie_fraction" in capsys.readouterr().err
+
+
+def read_events(log_dir):
+    """{(step, tag): value} from a folder's TFRecord event files (length, crc, Event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(log_dir.iterdir()):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("Q", data[i : i + 8])
+            event = event_pb2.Event()
+            event.ParseFromString(data[i + 12 : i + 12 + length])
+            i += 12 + length + 4
+            for value in event.summary.value:
+                assert (event.step, value.tag) not in out, "a scalar was logged twice"
+                out[(event.step, value.tag)] = value.simple_value
+    return out
+
+
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+    from dsa_jax import driver
+    from dsa_jax.config import apply_overrides
+
+    root = tmp_path_factory.mktemp("tb")
+    config = apply_overrides(presets.get("quick"), ["train.iterations=20", "train.chunk=10", "prune.schedule=linear"])
+    result = driver.run(config, root / "run", progress=False, tensorboard=root / "logs")
+    return config, result, root
+
+
+def test_tensorboard_scalars_are_the_runs_metrics(logged_run):
+    config, result, root = logged_run
+    for seed in range(config.train.seeds):
+        events = read_events(root / "logs" / f"seed_{seed}")
+        for e, step in enumerate(np.asarray(result.metrics.eval_iteration[seed])):
+            want = float(result.metrics.eval.outcome.eval_return[seed, e])
+            assert events[(int(step), "eval/eval_return")] == pytest.approx(want)
+            assert events[(int(step), "eval/sparsity_deployed_1")] == pytest.approx(float(result.metrics.eval.sparsity_deployed[seed, e, 1]))
+        for index in range(config.train.iterations):
+            for name in ("actor_loss", "entropy", "approx_kl"):
+                want = float(getattr(result.metrics.train, name)[seed, index])
+                assert events[(index + 1, f"train/{name}")] == pytest.approx(want, rel=1e-6, abs=1e-9)
+            assert events[(index + 1, "train/sparsity_scheduled_0")] == pytest.approx(
+                float(result.metrics.train.sparsity_scheduled[seed, index, 0])
+            )
+        assert max(step for step, _ in events) == config.train.iterations
+
+
+def test_tensorboard_after_a_resume_logs_only_what_is_new(logged_run, tmp_path):
+    from dsa_jax.tensorboard import TensorBoardLog
+
+    config, result, _ = logged_run
+    log = TensorBoardLog(tmp_path, config.train.seeds, after=10)
+    log(result.metrics)
+    log(result.metrics)  # nothing new: nothing written again (read_events asserts)
+    log.close()
+    steps = {step for step, _ in read_events(tmp_path / "seed_0")}
+    assert steps == set(range(11, config.train.iterations + 1))
+
+
+def test_tensorboard_without_the_extra_is_one_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tensorboardX'] = None\n"
+        "from dsa_jax import cli\n"
+        f"sys.exit(cli.main(['train', '--preset', 'quick', '--out', {str(tmp_path / 'run')!r}, '--tensorboard', {str(tmp_path / 'tb')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        'dsa-jax: error: --tensorboard needs the [tensorboard] extra (tensorboardX): pip install "dsa_jax[tensorboard]"'
+    )
+    assert not (tmp_path / "run").exists() and not (tmp_path / "tb").exists()
