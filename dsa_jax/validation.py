@@ -12,8 +12,10 @@ from numbers import Integral, Real
 
 
 def fail(field: str, value, allowed: str):
-    """Raise the standard message: field, value and what is allowed."""
-    raise ValueError(f"{field} = {value!r} is invalid: {allowed}")
+    """Raise the standard message: field, value and what is allowed. A field name that is not
+    printable (a typed --set key with a newline) is quoted, so the message stays one line."""
+    name = field if field.isprintable() else repr(field)
+    raise ValueError(f"{name} = {value!r} is invalid: {allowed}")
 
 
 def check_int(field: str, value, low: int, high: int, *, optional: bool = False) -> None:
