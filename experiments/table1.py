@@ -238,6 +238,49 @@ def row_statistics(row: Row, dense: Row | None, genie: float, static: float, pre
     return record
 
 
+SCHEDULER_ROWS = [f"IAGC PPO 95% {name}" for name in SCHEDULERS]
+CONTROL_ROW = "All-pruned control (100%)"
+# The paper's orderings (and the control's question): claim -> (rows, rows they should beat).
+ORDERINGS = {
+    "harmonic >= dense at 95%": (["IAGC PPO 95% harmonic"], [DENSE_ROW]),
+    "every IAGC variant above ALOHA and DRQN": ([DENSE_ROW, *SCHEDULER_ROWS], ["Slotted ALOHA", "DRQN, parameter sharing"]),
+    "the sparse schedulers above PaI": (SCHEDULER_ROWS, ["PaI (50%)"]),
+    "harmonic above linear and polynomial at 95%": (["IAGC PPO 95% harmonic"], SCHEDULER_ROWS[1:]),
+    "dense IAGC PPO above its all-pruned control": ([DENSE_ROW], [CONTROL_ROW]),
+    "default learner above its all-pruned control": (
+        ["Dense IAGC PPO, default learner"], ["All-pruned control, default learner"]
+    ),
+}
+
+
+def relation(a: dict, b: dict) -> str:
+    """'above', 'below' or 'not distinguishable': whether the IQM intervals of rows a and b overlap."""
+    if a["iqm_low"] > b["iqm_high"]:
+        return "above"
+    if a["iqm_high"] < b["iqm_low"]:
+        return "below"
+    return "not distinguishable"
+
+
+def verdicts(records: list[dict]) -> dict[str, dict]:
+    """Each ordering's pairs and verdict: 'holds' (every pair above), 'fails' (some pair
+    below), else 'not distinguishable'; orderings whose rows are missing are left out. Also
+    the methods whose interval lies above the all-pruned control's."""
+    rows = {r["method"]: r for r in records}
+    out = {}
+    for claim, (winners, losers) in ORDERINGS.items():
+        pairs = {f"{w} vs {l}": relation(rows[w], rows[l]) for w in winners for l in losers if w in rows and l in rows}
+        if not pairs:
+            continue
+        kinds = set(pairs.values())
+        verdict = "holds" if kinds == {"above"} else "fails" if "below" in kinds else "not distinguishable"
+        out[claim] = {"verdict": verdict, "pairs": pairs}
+    if CONTROL_ROW in rows:
+        beat = [m for m, r in rows.items() if relation(r, rows[CONTROL_ROW]) == "above"]
+        out["methods above the all-pruned control (100%)"] = {"verdict": ", ".join(beat) or "none", "pairs": {}}
+    return out
+
+
 def markdown(setup: str, records: list[dict], levels: dict[str, float]) -> str:
     """The table as Markdown: one line per method, the reference levels under it."""
     head = (
@@ -254,7 +297,12 @@ def markdown(setup: str, records: list[dict], levels: dict[str, float]) -> str:
             f"| {r['fraction_of_static']:.3f} | {r['sparsity_deployed_mean']:.3f} | {nonzero} |"
         )
     footer = "\n".join(f"- {name}: {value:.1f}" for name, value in levels.items())
-    return f"# Table I, setup {setup.upper()}\n\n{head}" + "\n".join(lines) + f"\n\nReference levels per episode:\n{footer}\n"
+    claims = "\n".join(
+        f"- {claim}: **{v['verdict']}**" + (f" ({'; '.join(f'{p}: {r}' for p, r in v['pairs'].items())})" if v["pairs"] else "")
+        for claim, v in verdicts(records).items()
+    )
+    text = f"# Table I, setup {setup.upper()}\n\n{head}" + "\n".join(lines) + f"\n\nReference levels per episode:\n{footer}\n"
+    return text + (f"\nVerdicts (IQM 95% intervals over seeds; overlapping = not distinguishable):\n{claims}\n" if claims else "")
 
 
 def write_table(out: Path, stem: str, setup: str, records: list[dict], levels: dict[str, float], meta: dict) -> None:
@@ -264,7 +312,16 @@ def write_table(out: Path, stem: str, setup: str, records: list[dict], levels: d
         writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
-    (out / f"{stem}.json").write_text(json.dumps({**meta, "levels": levels, "rows": records}, indent=2))
+    report = {**meta, "levels": levels, "rows": records, "verdicts": verdicts(records)}
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
+
+
+def render(json_path: Path) -> None:
+    """Write the Markdown (with verdicts) and CSV of a saved table's JSON again, no training."""
+    report = json.loads(json_path.read_text())
+    meta = {k: v for k, v in report.items() if k not in ("levels", "rows", "verdicts")}
+    write_table(json_path.parent, json_path.stem, report["setup"], report["rows"], report["levels"], meta)
+    print((json_path.parent / f"{json_path.stem}.md").read_text())
 
 
 def levels_of(config: Config, rows: list[Row]) -> dict[str, float]:
@@ -382,7 +439,10 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every row (after its learner)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite a saved table's .md/.csv (with verdicts) from its JSON")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(Path(args.render))
     reuse = parse_reuse(args.reuse)
     known = {g.key for g in TABLE_GROUPS}
     for key in args.groups or []:

@@ -142,6 +142,8 @@ def test_table1_end_to_end_on_a_tiny_config(tmp_path):
     with open(tmp_path / "table1_setup_c.csv") as handle:
         assert [r["method"] for r in csv.DictReader(handle)] == list(rows)
     assert (tmp_path / "table1_setup_c.md").read_text().count("\n| ") == len(rows) + 1
+    assert report["verdicts"] == table1.verdicts(report["rows"])
+    assert "dense IAGC PPO above its all-pruned control" in report["verdicts"]
 
 
 def test_table1_refuses_an_unknown_reused_row_before_training(tmp_path):
@@ -149,3 +151,27 @@ def test_table1_refuses_an_unknown_reused_row_before_training(tmp_path):
         table1.main(["--setup", "a", "--reuse", "Nope=/x", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--reuse 'Nope' is invalid: use ROW=RUN_DIR"):
         table1.main(["--setup", "a", "--reuse", "Nope", "--out", str(tmp_path)])
+
+
+def test_table1_verdicts_by_hand():
+    def row(method, low, high):
+        return {"method": method, "iqm_low": low, "iqm_high": high}
+
+    records = [
+        row("Slotted ALOHA", 400, 500), row("DRQN, parameter sharing", 450, 520), row("PaI (50%)", 900, 1000),
+        row(table1.DENSE_ROW, 1000, 1100), row(table1.CONTROL_ROW, 1050, 1060),
+        *[row(name, 1090, 1200) for name in table1.SCHEDULER_ROWS],
+    ]
+    records[5] = row("IAGC PPO 95% harmonic", 1300, 1400)
+    verdicts = table1.verdicts(records)
+    assert verdicts["harmonic >= dense at 95%"]["verdict"] == "holds"
+    assert verdicts["every IAGC variant above ALOHA and DRQN"]["verdict"] == "holds"
+    assert verdicts["the sparse schedulers above PaI"]["verdict"] == "holds"
+    assert verdicts["harmonic above linear and polynomial at 95%"]["verdict"] == "holds"
+    assert verdicts["dense IAGC PPO above its all-pruned control"] == {
+        "verdict": "not distinguishable", "pairs": {f"{table1.DENSE_ROW} vs {table1.CONTROL_ROW}": "not distinguishable"}
+    }
+    assert "default learner above its all-pruned control" not in verdicts  # its rows are missing
+    assert verdicts["methods above the all-pruned control (100%)"]["verdict"] == "IAGC PPO 95% harmonic"
+    records[0] = row("Slotted ALOHA", 1500, 1600)  # ALOHA now above every IAGC variant
+    assert table1.verdicts(records)["every IAGC variant above ALOHA and DRQN"]["verdict"] == "fails"
