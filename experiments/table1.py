@@ -9,13 +9,17 @@ Setups: ``a`` and ``b`` are the paper's (presets ``setup_a``, ``setup_b``), ``c`
 (preset ``setup_c``: two users, four channels, where the weights matter). Rows are trained in
 groups, one compiled program per group: every IAGC PPO variant x seed is one
 ``driver.train_variants`` call. Each row's final policies are re-evaluated on ``--episodes``
-fresh episodes (evaluation stream 1, as ``dsa-jax evaluate RUN --stream 1``). The paper's rows
-use the paper-faithful learner (``presets.PAPER_LEARNER``); the default learner has its own
-rows, with its own all-pruned control. ``--reuse`` takes a row from a saved run directory
-instead of training it, when that run's config is the row's (up to seeds and bookkeeping).
+fresh episodes, common to all rows: seed i of every row plays the same episodes (a stream of
+their own, ``TABLE_STREAM``, apart from training's and the in-training evaluation's). The
+paper's rows use the paper-faithful learner (``presets.PAPER_LEARNER``); the default learner
+has its own rows, with its own all-pruned control. ``--reuse`` takes a row from a saved run
+directory instead of training it, when that run's config is the row's (up to seeds and
+bookkeeping).
 
-Writes ``table1_setup_{s}.md``, ``.csv`` and ``.json`` (every number, the command, versions,
-hardware, walls), ``fig1_sparsity.png`` and ``fig2_training_{s}.png`` into ``--out``.
+Writes ``table1_setup_{s}.md``, ``.csv`` and ``.json`` (every number, the verdicts on the
+paper's orderings, the command, versions, hardware, walls), ``fig1_sparsity.png`` and
+``fig2_training_{s}.png`` into ``--out``; ``--render JSON`` writes the .md and .csv of a saved
+table again. The studies write ``sparsity_limit_{s}.*`` and ``harmonic_sensitivity_{s}*``.
 """
 
 from __future__ import annotations
