@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -58,9 +59,10 @@ def method_curves(
     band over seeds), with a horizontal line per reference level (Fig. 2)."""
     fig = Figure(figsize=(8.0, 5.0))
     ax = fig.subplots()
-    for label, (iterations, mean, low, high) in bands.items():
-        (line,) = ax.plot(iterations, mean, label=label, linewidth=1.2)
-        ax.fill_between(iterations, low, high, alpha=0.15, color=line.get_color())
+    colors = matplotlib.colormaps["tab20"].colors  # 20 distinct colours: a table's rows do not repeat one
+    for (label, (iterations, mean, low, high)), color in zip(bands.items(), colors * 2, strict=False):
+        ax.plot(iterations, mean, label=label, linewidth=1.2, color=color)
+        ax.fill_between(iterations, low, high, alpha=0.12, color=color)
     for (label, level), (color, style) in zip(levels.items(), LEVEL_STYLES, strict=False):
         ax.axhline(level, color=color, linestyle=style, label=f"{label} ({level:.0f})")
     ax.set_xlabel("training iteration")
