@@ -225,6 +225,8 @@ def row_statistics(row: Row, dense: Row | None, genie: float, static: float, pre
         "source": row.source,
         **summary.to_dict(),
         "final_return_per_seed": row.final_return.round(2).tolist(),
+        "eval_iteration": row.eval_iteration.tolist(),
+        "eval_return_per_seed": row.curves.round(2).tolist(),  # [S, E]: the in-training evaluations
         "genie_fraction_mean": float(row.final_genie_fraction.mean()),
         "genie_fraction_std": float(row.final_genie_fraction.std()),
         "fraction_of_static": summary.mean / static,
@@ -311,7 +313,7 @@ def markdown(setup: str, records: list[dict], levels: dict[str, float]) -> str:
 
 def write_table(out: Path, stem: str, setup: str, records: list[dict], levels: dict[str, float], meta: dict) -> None:
     (out / f"{stem}.md").write_text(markdown(setup, records, levels))
-    keys = [k for k in records[0] if k not in ("final_return_per_seed", "overrides")]
+    keys = [k for k in records[0] if k not in ("final_return_per_seed", "eval_iteration", "eval_return_per_seed", "overrides")]
     with open(out / f"{stem}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
