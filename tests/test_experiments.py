@@ -175,3 +175,23 @@ def test_table1_verdicts_by_hand():
     assert verdicts["methods above the all-pruned control (100%)"]["verdict"] == ", ".join(table1.SCHEDULER_ROWS)
     records[0] = row("Slotted ALOHA", 1500, 1600)  # ALOHA now above every IAGC variant
     assert table1.verdicts(records)["every IAGC variant above ALOHA and DRQN"]["verdict"] == "fails"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["limit", "harmonic"])
+def test_table1_studies_end_to_end_on_a_tiny_config(study, tmp_path):
+    table1.main(["--setup", "c", "--study", study, "--out", str(tmp_path), "--quiet", *TINY])
+    stem = {"limit": "sparsity_limit_c", "harmonic": "harmonic_sensitivity_c"}[study]
+    report = json.loads((tmp_path / f"{stem}.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    assert len(rows) == 18
+    if study == "limit":
+        assert (tmp_path / "sparsity_limit_c.png").stat().st_size > 0
+        for name in table1.LIMIT_SCHEDULERS:
+            for target in table1.LIMIT_TARGETS:
+                assert rows[f"{name} {target:g}"]["sparsity_deployed_mean"] == pytest.approx(target, abs=0.01)
+    else:
+        for target in ("0.95", "0.99"):
+            assert (tmp_path / f"harmonic_sensitivity_c_{target}.png").stat().st_size > 0
+        default = presets.get("setup_c").prune.amplitude  # rows at the default do not list it
+        assert {r["overrides"].get("prune.amplitude", default) for r in rows.values()} == set(table1.HARMONIC_AMPLITUDES)
