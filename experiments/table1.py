@@ -365,6 +365,17 @@ def harmonic_figure(out: Path, setup: str, rows: list[Row]) -> None:
         )
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_facts() -> dict:
     def git(*args):
         try:
@@ -383,7 +394,7 @@ def environment_facts() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.uname().processor,
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "devices": [str(d) for d in jax.devices()],
     }
