@@ -460,14 +460,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.render:
         return render(Path(args.render))
-    reuse = parse_reuse(args.reuse)
     known = {g.key for g in TABLE_GROUPS}
     for key in args.groups or []:
         if key not in known:
             raise SystemExit(f"--groups {key!r} is invalid: must be among {', '.join(sorted(known))}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        reuse = parse_reuse(args.reuse)
+        out.mkdir(parents=True, exist_ok=True)
         for setup in args.setup:
             run_study(args, setup, reuse, out)
     except ValueError as error:  # a bad --set, --reuse or budget: one line, not a traceback
