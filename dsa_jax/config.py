@@ -39,6 +39,7 @@ CREDITS = ("shared", "difference")
 # Fields added after runs were first saved, with the value those runs were trained with: a saved
 # config without the field gets this value, not the current default.
 SAVED_BEFORE = {
+    "env": {"obs_clock": False},
     "ppo": {
         "critic_input": "observations",
         "explore_frac": 0.0,

@@ -18,7 +18,7 @@ import numpy as np
 from flax import struct
 
 from dsa_jax.optimum import slot_optimum
-from dsa_jax.validation import check_choice, check_int, check_real, fail
+from dsa_jax.validation import check_bool, check_choice, check_int, check_real, fail
 
 SNR_DISTS = ("uniform", "uniform_db", "rayleigh")
 REWARDS = ("snr", "rate", "success")
@@ -46,6 +46,9 @@ class EnvParams:
     pu_mode: str = "none"
     pu_prob: float = 0.2
     pu_stay: float = 0.9
+    # Append the slot clock t / T to every user's observation: the common time base of a slotted
+    # system, so that conventions keyed to a slot ("probe in slot 2") need no counting.
+    obs_clock: bool = False
 
     def __post_init__(self):
         check_int("env.num_users", self.num_users, 1, MAX_USERS)
@@ -56,6 +59,7 @@ class EnvParams:
         check_choice("env.pu_mode", self.pu_mode, PU_MODES)
         check_real("env.pu_prob", self.pu_prob, 0.0, 1.0)
         check_real("env.pu_stay", self.pu_stay, 0.0, 1.0)
+        check_bool("env.obs_clock", self.obs_clock)
         if self.snr_dist == "uniform_db":
             check_real("env.snr_low", self.snr_low, -100.0, 100.0)
             check_real("env.snr_high", self.snr_high, -100.0, 100.0)
@@ -71,8 +75,9 @@ class EnvParams:
 
     @property
     def obs_dim(self) -> int:
-        """Per-user observation: one-hot action (K+1), one-hot feedback (4), scaled SNR (1)."""
-        return self.num_actions + NUM_FEEDBACK + 1
+        """Per-user observation: one-hot action (K+1), one-hot feedback (4), scaled SNR (1), and
+        with ``obs_clock`` the slot clock (1)."""
+        return self.num_actions + NUM_FEEDBACK + 1 + int(self.obs_clock)
 
     @property
     def snr_scale(self) -> float:
@@ -198,11 +203,14 @@ def _pu_next(key: jax.Array, busy: jax.Array, params: EnvParams) -> jax.Array:
 
 
 def observe(state: EnvState, params: EnvParams) -> jax.Array:
-    """Per-user observations ``[N, obs_dim]`` float32."""
+    """Per-user observations ``[N, obs_dim]`` float32; with ``obs_clock`` the last entry is the
+    number of slots played over the horizon (0 in the first observation)."""
     action = jax.nn.one_hot(state.last_action, params.num_actions)
     feedback = jax.nn.one_hot(state.last_feedback, NUM_FEEDBACK)
-    snr = (state.last_snr / params.snr_scale)[:, None]
-    return jnp.concatenate([action, feedback, snr], axis=-1).astype(jnp.float32)
+    parts = [action, feedback, (state.last_snr / params.snr_scale)[:, None]]
+    if params.obs_clock:
+        parts.append(jnp.broadcast_to(state.time / params.horizon, (params.num_users, 1)))
+    return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
 
 
 def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:

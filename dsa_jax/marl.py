@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dsa_jax import env as dsa_env
-from dsa_jax.env import EnvParams, EnvState
+from dsa_jax.env import NUM_FEEDBACK, EnvParams, EnvState
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,11 @@ INFO_FIELDS = ("success", "collision", "busy", "snr", "optimum")
 def observation_bounds(params: EnvParams) -> tuple[np.ndarray, np.ndarray]:
     """Per-entry bounds ``[obs_dim]`` of a user's observation: the one-hots in [0, 1], the
     received SNR over the law's scale in [0, 1] for the uniform laws and unbounded above for
-    Rayleigh fading."""
+    Rayleigh fading, the slot clock (``obs_clock``) in [0, 1]."""
     low = np.zeros(params.obs_dim, np.float32)
     high = np.ones(params.obs_dim, np.float32)
     if params.snr_dist == "rayleigh":
-        high[-1] = np.inf
+        high[params.num_actions + NUM_FEEDBACK] = np.inf
     return low, high
 
 

@@ -46,13 +46,16 @@ class NumpyDSA:
         self.last_action = np.zeros((self.batch, p.num_users), np.int64)
         self.last_feedback = np.zeros((self.batch, p.num_users), np.int64)
         self.last_snr = np.zeros((self.batch, p.num_users), np.float32)
+        self.time = 0
         return self.observe()
 
     def observe(self):
         p = self.p
         eye_a, eye_f = np.eye(p.num_channels + 1, dtype=np.float32), np.eye(4, dtype=np.float32)
-        scaled = (self.last_snr / p.snr_scale)[..., None]
-        return np.concatenate([eye_a[self.last_action], eye_f[self.last_feedback], scaled], axis=-1)
+        parts = [eye_a[self.last_action], eye_f[self.last_feedback], (self.last_snr / p.snr_scale)[..., None]]
+        if p.obs_clock:
+            parts.append(np.full(self.last_snr.shape + (1,), self.time / p.horizon, np.float32))
+        return np.concatenate(parts, axis=-1)
 
     def step(self, actions):
         """actions ``[B, N]`` int -> (obs ``[B, N, D]``, reward ``[B]``, optimum ``[B]``)."""
@@ -79,6 +82,7 @@ class NumpyDSA:
             stay = self.rng.random(self.pu.shape) < p.pu_stay
             self.pu = np.where(stay, self.pu, self._pu_draw())
         self.last_action, self.last_feedback, self.last_snr = actions, feedback, received
+        self.time += 1
         return self.observe(), reward, optimum
 
 

@@ -24,11 +24,11 @@ from dsa_jax.interrupt import StopRequest
 from dsa_jax.reload import evaluate_run, load_run
 from dsa_jax.sparse_actor import SparseActor, SparseMatrix, index_dtype
 
+from conftest import QUICK_RUN, QUICK_RUN_OVERRIDES
+
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 
-# quick, pruned to 95% by the harmonic scheduler, six chunks of 10 iterations
-OVERRIDES = ["prune.schedule=harmonic", "prune.target=0.95", "train.chunk=10", "train.keep_checkpoints=3"]
-CONFIG = apply_overrides(presets.get("quick"), OVERRIDES)
+CONFIG = QUICK_RUN  # quick, pruned to at least 95% by the harmonic scheduler, six chunks of 10 iterations
 
 
 def plain(x):
@@ -50,10 +50,8 @@ def tree_files(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "quick95"
-    result = driver.run(CONFIG, out, progress=False)
-    return out, result
+def run_dir(quick_run):
+    return quick_run.out, quick_run.result
 
 
 def test_checkpoints_every_chunk_keep_last_k(run_dir):
@@ -81,7 +79,7 @@ def test_restore_earlier_step_has_that_steps_metrics(run_dir):
 def test_config_mismatch_refused_and_nothing_changed(run_dir):
     out, _ = run_dir
     before = tree_files(out)
-    for override, field in (("env.num_users=4", "env.num_users"), ("ppo.hidden_size=8", "ppo.hidden_size")):
+    for override, field in (("env.num_channels=3", "env.num_channels"), ("ppo.hidden_size=8", "ppo.hidden_size")):
         with pytest.raises(ValueError, match=field):
             driver.run(apply_overrides(CONFIG, [override]), out, progress=False, resume=True)
     assert tree_files(out) == before
@@ -270,7 +268,7 @@ def test_sigint_then_resume_equals_uninterrupted(run_dir, tmp_path):
     out, result = run_dir
     stopped = tmp_path / "stopped"
     command = [sys.executable, "-m", "dsa_jax.cli", "train", "--preset", "quick", "--out", str(stopped), "--quiet"]
-    command += [arg for item in OVERRIDES for arg in ("--set", item)]
+    command += [arg for item in QUICK_RUN_OVERRIDES for arg in ("--set", item)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while not (stopped / CHECKPOINTS / "10").is_dir() and process.poll() is None and time.time() < deadline:

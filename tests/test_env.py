@@ -1,5 +1,7 @@
 """The environment's rules on hand-built states, its determinism and its invariants."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +97,22 @@ def test_observation_layout():
     )
     np.testing.assert_allclose(obs, expected, rtol=1e-6)
     assert obs.shape == (PARAMS.num_users, PARAMS.obs_dim) and obs.dtype == jnp.float32
+
+
+def test_slot_clock_counts_the_slots_played_over_the_horizon():
+    params = dataclasses.replace(PARAMS, obs_clock=True, horizon=4)
+    obs, state = E.reset(jax.random.key(3), params)
+    plain = dataclasses.replace(params, obs_clock=False)
+    clocks = [np.asarray(obs[:, -1])]
+    for t in range(params.horizon):
+        previous = state
+        obs, state, *_ = E.step(jax.random.key(t), state, jnp.array([1, 2, 0], jnp.int32), params)
+        clocks.append(np.asarray(obs[:, -1]))
+        # the rest of the observation is the plain one
+        np.testing.assert_array_equal(obs[:, :-1], E.observe(state, plain))
+        assert int(state.time) == int(previous.time) + 1
+    assert params.obs_dim == plain.obs_dim + 1
+    np.testing.assert_allclose(np.stack(clocks), np.repeat([[0.0], [0.25], [0.5], [0.75], [1.0]], 3, axis=1))
 
 
 def test_first_observation_is_the_dummy_one():
@@ -273,12 +291,16 @@ def test_no_pu_mode_never_busy():
 
 
 # every PU mode and every reward type at least once (each case compiles its own step)
-@pytest.mark.parametrize("pu_mode, reward", [("none", "snr"), ("iid", "rate"), ("episode", "success"), ("markov", "snr")])
-def test_parity_with_the_numpy_reference_slot_by_slot(pu_mode, reward):
+@pytest.mark.parametrize(
+    "pu_mode, reward, clock", [("none", "snr", False), ("iid", "rate", True), ("episode", "success", False), ("markov", "snr", False)]
+)
+def test_parity_with_the_numpy_reference_slot_by_slot(pu_mode, reward, clock):
     """The JAX env against ``dsa_jax.numpy_env`` on random joint actions: the same SNRs and PU
     occupancy (copied from the JAX state each slot, the RNGs differ) must give the same
     observations, rewards and genie optimum in every slot."""
-    params = EnvParams(num_users=3, num_channels=3, horizon=12, pu_mode=pu_mode, pu_prob=0.4, reward=reward)
+    params = EnvParams(
+        num_users=3, num_channels=3, horizon=12, pu_mode=pu_mode, pu_prob=0.4, reward=reward, obs_clock=clock
+    )
     batch = 6
     reference = numpy_env.NumpyDSA(params, batch, seed=1)
     np.testing.assert_array_equal(reference.reset(), np.zeros((batch, 3, params.obs_dim)) + _dummy_obs(params))

@@ -76,20 +76,14 @@ def read_events(log_dir):
 
 
 @pytest.fixture(scope="module")
-def logged_run(tmp_path_factory):
-    from dsa_jax import driver
-    from dsa_jax.config import apply_overrides
-
-    root = tmp_path_factory.mktemp("tb")
-    config = apply_overrides(presets.get("quick"), ["train.iterations=20", "train.chunk=10", "prune.schedule=linear"])
-    result = driver.run(config, root / "run", progress=False, tensorboard=root / "logs")
-    return config, result, root
+def logged_run(quick_run):
+    return quick_run.config, quick_run.result, quick_run.logs
 
 
 def test_tensorboard_scalars_are_the_runs_metrics(logged_run):
-    config, result, root = logged_run
+    config, result, logs = logged_run
     for seed in range(config.train.seeds):
-        events = read_events(root / "logs" / f"seed_{seed}")
+        events = read_events(logs / f"seed_{seed}")
         for e, step in enumerate(np.asarray(result.metrics.eval_iteration[seed])):
             want = float(result.metrics.eval.outcome.eval_return[seed, e])
             assert events[(int(step), "eval/eval_return")] == pytest.approx(want)
