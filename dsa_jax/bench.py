@@ -86,7 +86,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     mesh, batch = sharding.run_mesh(config, seeds), sharding.vmap_width(config)
     placement = sharding.run_sharding(mesh)
     seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
-    state, _ = compiled_start(program, False, mesh, batch)(seed_ids)
+    state, _ = compiled_start(program, (), mesh, batch)(seed_ids)
     run = sharding.over_runs(
         lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations), mesh, batch
     )

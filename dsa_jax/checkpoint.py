@@ -18,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
-from dsa_jax import __version__
+from dsa_jax import __version__, ppo
 from dsa_jax.config import Config
 from dsa_jax.program import Metrics, RunState, seed_keys
 from dsa_jax.sharding import run_sharding, to_host
@@ -26,6 +26,20 @@ from dsa_jax.train import make_program
 
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"  # where a fallback moves steps it could not read
+
+# State fields added after checkpoints were first saved, and how a restored run gets them: a
+# checkpoint whose meta does not list the field is read without it, then given the value the
+# config implies (``ppo.hyper``: the run's PPO numbers, which that version compiled in).
+ADDED_STATE_FIELDS = {"hyper": lambda config, num_runs: _per_run(ppo.Hyper.from_config(config.ppo), num_runs)}
+
+
+def _per_run(tree, num_runs: int):
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (num_runs,) + np.shape(x)).copy(), tree)
+
+
+def state_fields(state: RunState) -> list[str]:
+    """The state's top-level fields that hold arrays (what a checkpoint of it contains)."""
+    return sorted(name for name in type(state).__dataclass_fields__ if getattr(state, name) is not None)
 
 
 class CheckpointError(ValueError):
@@ -102,6 +116,7 @@ class CheckpointStore:
             "num_runs": num_runs,
             "config": config.to_dict(),
             "state_sha256": state_digest(state),
+            "state_fields": state_fields(state),
             "dsa_jax_version": __version__,
             "jax_version": jax.__version__,
         }
@@ -147,17 +162,24 @@ class CheckpointStore:
             meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             config = Config.from_dict(meta["config"])
             target = abstract_state(config, meta["num_runs"], placement(meta["num_runs"], mesh))
+            saved = meta.get("state_fields", [n for n in state_fields(target) if n not in ADDED_STATE_FIELDS])
+            missing = [name for name in ADDED_STATE_FIELDS if getattr(target, name, None) is not None and name not in saved]
+            # Orbax matches the saved tree by field name: a state saved before a field existed
+            # is read into a dict of its own fields, then given the missing ones as None.
+            item = {n: getattr(target, n) for n in type(target).__dataclass_fields__ if n not in missing} if missing else target
             restored = self._manager.restore(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), history=ocp.args.StandardRestore()),
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(item), history=ocp.args.StandardRestore()),
             )
-            state = unstorable(restored.state)
+            state = unstorable(type(target)(**restored.state, **dict.fromkeys(missing)) if missing else restored.state)
             template = _metrics_template(config, meta["num_runs"])
             metrics = serialization.from_state_dict(template, jax.tree.map(np.asarray, restored.history))
         except Exception as err:  # Orbax/TensorStore raise many types for unreadable data
             raise CheckpointError(f"{where} is unreadable ({type(err).__name__}: {_first_line(err)})") from err
         if state_digest(state) != meta["state_sha256"]:
             raise CheckpointError(f"{where} is corrupted (its state does not match the SHA-256 saved with it)")
+        added = {name: ADDED_STATE_FIELDS[name](config, meta["num_runs"]) for name in missing}
+        state = state.replace(**jax.device_put(added, placement(meta["num_runs"], mesh)))
         return Checkpoint(step=step, config=config, state=state, metrics=metrics)
 
     def set_aside(self, after_step: int) -> list[int]:

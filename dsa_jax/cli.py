@@ -1,4 +1,4 @@
-"""``dsa-jax``: train (and resume), evaluate, export, compare, bench."""
+"""``dsa-jax``: train (and resume), sweep, evaluate, export, compare, bench."""
 
 from __future__ import annotations
 
@@ -42,6 +42,18 @@ def cmd_train(args) -> int:
         )
     print(json.dumps(rundir.summary(config, result.metrics), indent=2))
     print(f"run directory: {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from dsa_jax import sweep
+
+    config = _config(args)
+    grid = sweep.parse_grid(args.grid or [])
+    points, records = sweep.run_sweep(config, grid, args.out, not args.quiet, overwrite=args.overwrite)
+    print(sweep.summary_table(records, list(grid)))
+    print(f"{len(points)} grid points x {config.train.seeds} seeds; run directories {args.out}/p000 .. "
+          f"{sweep.point_dir(args.out, len(points) - 1).name}; summary {args.out}/sweep.md")
     return 0
 
 
@@ -163,6 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-processes", type=int, help="multi-host: number of processes (or $DSA_JAX_NUM_PROCESSES)")
     train.add_argument("--process-id", type=int, help="multi-host: this process's index (or $DSA_JAX_PROCESS_ID)")
     train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="train a grid of hyper-parameters x seeds in one compiled program")
+    common(sweep)
+    sweep.add_argument(
+        "--grid", action="append", metavar="KEY=V1,V2,...",
+        help="values of one traced field (ppo.lr_actor, ppo.ent_coef, prune.target, ...); repeatable: the grid is their product",
+    )  # fmt: skip
+    sweep.add_argument("--learner", choices=list(presets.LEARNERS), help="as for train; --set applies after")
+    sweep.add_argument("--seeds", type=int, help="seeds per grid point (train.seeds)")
+    sweep.add_argument("--out", required=True, help="sweep directory: a run directory per point (p000, ...) and sweep.*")
+    sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved run's policies on fresh episodes")
     restoring(evaluate)

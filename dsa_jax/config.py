@@ -46,6 +46,7 @@ SAVED_BEFORE = {
         "explore_temp": 3.0,
         "ent_coef_end": None,
         "credit": "shared",
+        "solo_frac": 0.0,
     }
 }
 
@@ -79,12 +80,17 @@ class PPOConfig:
     explore_frac: float = 0.0
     explore_temp: float = 3.0
     credit: str = "shared"
+    # Solo curriculum: the first floor(solo_frac * iterations) iterations play their training
+    # episodes as if every user were alone (no collisions), so each learns to probe every
+    # channel before it must share them (ppo.interference_on; evaluation always interferes).
+    solo_frac: float = 0.0
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
         check_choice("ppo.credit", self.credit, CREDITS)
         check_real("ppo.explore_frac", self.explore_frac, 0.0, 1.0)
         check_real("ppo.explore_temp", self.explore_temp, 0.0, 1e3, open_low=True)
+        check_real("ppo.solo_frac", self.solo_frac, 0.0, 1.0)
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
         check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
         check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import pruning, rundir, sharding
+from dsa_jax import ppo, pruning, rundir, sharding, sweep
 from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
@@ -70,27 +70,41 @@ def train_variants(config: Config, prune_configs: list[PruneConfig], progress: b
                     f"prune_configs[{i}].{name} = {getattr(prune, name)!r} is invalid: all variants must share "
                     f"prune.{name} = {getattr(config.prune, name)!r} (it changes the compiled program)"
                 )
-        dataclasses.replace(config, prune=prune)  # validates the variant against the run
-    seeds, num_users = config.train.seeds, config.env.num_users
-    schedules = [pruning.make_schedule(p, config.train.iterations, num_users) for p in prune_configs]
-    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs for _ in range(seeds)]), *schedules)
-    run_seeds = np.tile(np.arange(seeds), len(prune_configs))
-    enabled = any(p.schedule != "none" for p in prune_configs)
-    return train_runs(config, run_seeds, stacked, progress, prune_enabled=enabled)
+    return train_grid(config, [dataclasses.replace(config, prune=prune) for prune in prune_configs], progress)
+
+
+def train_grid(config: Config, points: list[Config], progress: bool = True, on_chunk=None) -> RunResult:
+    """Configs that differ from ``config`` only in traced numbers (``sweep.SWEEPABLE``) x
+    ``config.train.seeds`` seeds in one compiled program, variant-major (run = point * seeds
+    + seed): each run gets its point's pruning schedule (IAGC) and PPO numbers (IAGC, PaI)."""
+    sweep.check_points(config, points)
+    seeds = config.train.seeds
+    init_args = {}
+    if config.algo == "iagc":
+        init_args["schedule"] = [pruning.make_schedule(p.prune, p.train.iterations, p.env.num_users) for p in points]
+    if config.algo in ("iagc", "pai"):
+        init_args["hyper"] = [ppo.Hyper.from_config(p.ppo) for p in points]
+    per_run = {
+        name: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs for _ in range(seeds)]), *values)
+        for name, values in init_args.items()
+    }
+    enabled = any(p.prune.schedule != "none" for p in points) if config.algo == "iagc" else None
+    return train_runs(config, np.tile(np.arange(seeds), len(points)), per_run, progress, on_chunk, prune_enabled=enabled)
 
 
 def train_runs(
     config: Config,
     seeds: np.ndarray,
-    schedules,
+    init_args: dict | None,
     progress: bool,
     on_chunk: Callable[[RunResult], None] | None = None,
     prune_enabled: bool | None = None,
     resume: Checkpoint | None = None,
 ) -> RunResult:
-    """Train one run per seed (``jax.random.key(seed)``, with its schedule if given) in one
-    compiled program, the run axis sharded over ``train.devices`` devices (``train.run_batch``
-    runs vmapped at a time on each), chunk by chunk.
+    """Train one run per seed (``jax.random.key(seed)``, with its own ``init_args`` if given:
+    ``{name: [R, ...]}`` for the program's ``init``) in one compiled program, the run axis
+    sharded over ``train.devices`` devices (``train.run_batch`` runs vmapped at a time on
+    each), chunk by chunk.
 
     ``resume`` continues from a checkpoint instead (its state holds the keys and schedules).
     ``on_chunk(result)`` is called after every chunk.
@@ -101,8 +115,10 @@ def train_runs(
     placement = sharding.run_sharding(mesh)
     padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
-        inputs = [sharding.to_global(sharding.pad_runs(x, padded), placement) for x in (seeds, schedules) if x is not None]
-        state, first = compiled_start(program, schedules is not None, mesh, batch)(*inputs)
+        names = tuple(sorted(init_args or {}))
+        inputs = [seeds] + [init_args[name] for name in names]
+        inputs = [sharding.to_global(sharding.pad_runs(x, padded), placement) for x in inputs]
+        state, first = compiled_start(program, names, mesh, batch)(*inputs)
         parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
     elif padded == num_runs:  # restored onto this mesh already (see resume_point)
         state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
@@ -122,11 +138,14 @@ def train_runs(
 
 
 @functools.lru_cache(maxsize=32)
-def compiled_start(program: Program, with_schedules: bool, mesh, batch: int | None):
-    """Jitted ``start`` over runs: (seeds ``[S]``, and schedules ``[S]`` when given) -> (state, metrics)."""
-    if with_schedules:
-        return sharding.over_runs(lambda seed, schedule: program.start(jax.random.key(seed), schedule), mesh, batch)
-    return sharding.over_runs(lambda seed: program.start(jax.random.key(seed)), mesh, batch)
+def compiled_start(program: Program, init_names: tuple[str, ...], mesh, batch: int | None):
+    """Jitted ``start`` over runs: (seeds ``[R]``, then one ``[R, ...]`` input per name of
+    ``init_names``, passed to ``init`` by that name) -> (state, metrics)."""
+
+    def start(seed, *values):
+        return program.start(jax.random.key(seed), **dict(zip(init_names, values, strict=True)))
+
+    return sharding.over_runs(start, mesh, batch)
 
 
 @functools.lru_cache(maxsize=64)
@@ -177,32 +196,49 @@ def run(
         log = TensorBoardLog(tensorboard, config.train.seeds, checkpoint.step if checkpoint else None)
     if not resume and main_process:
         rundir.prepare_fresh(run_dir, config, overwrite)
-    store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)
-    chunks_done = 0
+    writer = RunWriter(run_dir, config)
 
     def on_chunk(result: RunResult) -> None:
-        nonlocal chunks_done
-        chunks_done += 1
-        if main_process:
-            rundir.write_metrics(run_dir, config, result.metrics)
+        stopping = stop is not None and stop.requested
+        step = writer(result, checkpoint=stopping)
         if log is not None:
             log(result.metrics)
-        step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
-        stopping = stop is not None and stop.requested
-        if stopping or step == config.train.iterations or chunks_done % config.train.checkpoint_every == 0:
-            store.save(config, result.state, result.metrics)
         if stopping and step < config.train.iterations:
             raise RunInterrupted(stop.signum, step, run_dir)
 
     try:
         result = train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
     finally:
-        store.close()
+        writer.close()
         if log is not None:
             log.close()
     if main_process:
         rundir.write_figures(run_dir, config, result.metrics)
     return result
+
+
+class RunWriter:
+    """Keeps a run directory up to date as chunks arrive: its metrics after every chunk, a
+    checkpoint every ``train.checkpoint_every`` chunks, at the last iteration and when asked."""
+
+    def __init__(self, run_dir: Path, config: Config):
+        self.run_dir, self.config = run_dir, config
+        self.store = CheckpointStore(run_dir, keep=config.train.keep_checkpoints)
+        self.chunks = 0
+        self.main_process = jax.process_index() == 0  # multi-host: one process writes the files
+
+    def __call__(self, result: RunResult, checkpoint: bool = False) -> int:
+        """Write ``result`` (host metrics, state with a leading run axis); returns its step."""
+        self.chunks += 1
+        if self.main_process:
+            rundir.write_metrics(self.run_dir, self.config, result.metrics)
+        step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
+        if checkpoint or step == self.config.train.iterations or self.chunks % self.config.train.checkpoint_every == 0:
+            self.store.save(self.config, result.state, result.metrics)
+        return step
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Checkpoint:

@@ -152,14 +152,19 @@ def reward_weights(snr: jax.Array, params: EnvParams) -> jax.Array:
     return jnp.ones_like(snr)
 
 
-def resolve_slot(actions: jax.Array, pu_busy: jax.Array) -> SlotOutcome:
-    """Apply the access rules. actions ``[N]`` int (0 idle), pu_busy ``[K]`` bool."""
+def resolve_slot(actions: jax.Array, pu_busy: jax.Array, interference=True) -> SlotOutcome:
+    """Apply the access rules. actions ``[N]`` int (0 idle), pu_busy ``[K]`` bool.
+
+    ``interference`` (bool, may be traced) False plays the slot as if every user were alone:
+    no collisions, each transmission on a channel free of PUs succeeds (a training curriculum,
+    ``ppo.solo_frac``; the environment's rules are those with interference).
+    """
     num_channels = pu_busy.shape[0]
     transmit = actions > 0
     channel = jnp.clip(actions - 1, 0, num_channels - 1)
     load = jnp.sum(actions[:, None] == jnp.arange(1, num_channels + 1), axis=0)  # [K]
     busy = transmit & pu_busy[channel]
-    alone = load[channel] == 1
+    alone = (load[channel] == 1) | jnp.logical_not(interference)
     return SlotOutcome(
         success=transmit & ~busy & alone,
         collision=transmit & ~busy & ~alone,
@@ -229,15 +234,16 @@ def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
 
 
 def step(
-    key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams
+    key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams, interference=True
 ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, StepInfo]:
     """Play one slot. actions ``[N]`` int32 -> (obs ``[N, obs_dim]``, state, reward, done, info).
 
     ``done`` is True on the step that plays slot T. Stepping past T is not meaningful; the
-    trainers always reset after ``horizon`` steps.
+    trainers always reset after ``horizon`` steps. ``interference=False``: see ``resolve_slot``
+    (the genie ``optimum`` stays that of the real rules).
     """
     actions = actions.astype(jnp.int32)
-    outcome = resolve_slot(actions, state.pu_busy)
+    outcome = resolve_slot(actions, state.pu_busy, interference)
     weights = reward_weights(state.snr, params)
     users = jnp.arange(params.num_users)
     received = jnp.where(outcome.success, state.snr[users, outcome.channel], 0.0)

@@ -27,8 +27,8 @@ from dsa_jax.program import Program
 @struct.dataclass
 class PPOState:
     """Everything a PPO run needs to continue: learner, masks ``[N, ...]`` and pruning schedule,
-    reward normaliser, RNG key, iteration. (PaI keeps this layout, its schedule unused, so its
-    checkpoints read like IAGC's.)"""
+    reward normaliser, RNG key, iteration, and the run's PPO numbers (``hyper``). (PaI keeps
+    this layout, its schedule unused, so its checkpoints read like IAGC's.)"""
 
     learner: ppo.Learner
     masks: dict
@@ -36,6 +36,7 @@ class PPOState:
     reward_stats: ppo.RunningStats
     key: jax.Array
     iteration: jax.Array
+    hyper: ppo.Hyper
 
 
 @struct.dataclass
@@ -60,7 +61,7 @@ class Actors:
     stores (IAGC: ``[N, ...]``; PaI: one network), ``masks`` are per agent ``[N, ...]``.
 
     - ``init(key, params [N, ...]) -> (params, masks)``: from N freshly initialised actors.
-    - ``optimizer(masks)``: the transformation applied to the gradient of ``params``.
+    - ``optimizer(masks, hyper)``: the transformation applied to the gradient of ``params``.
     - ``live(params, masks) -> [N, ...]``: the actors that play the training episodes.
     - ``update_masks(masks)``: the masks the PPO epochs apply in the forward pass, or None.
     - ``after_update(state, params) -> (params, masks)``: IAGC's pruning step.
@@ -69,7 +70,7 @@ class Actors:
     """
 
     init: Callable
-    optimizer: Callable[[dict], optax.GradientTransformation]
+    optimizer: Callable[[dict, ppo.Hyper], optax.GradientTransformation]
     live: Callable[[dict, dict], dict]
     update_masks: Callable[[dict], dict | None]
     after_update: Callable[[PPOState, dict], tuple[dict, dict]]
@@ -91,11 +92,12 @@ def make_model(config: Config) -> IAGCModel:
 
 @dataclass(frozen=True)
 class PPOFunctions:
-    """The PPO program's pure functions over one seed: ``init(key, schedule) -> PPOState``,
-    ``iteration`` and ``evaluate``; each algorithm wraps ``init`` in its own signature."""
+    """The PPO program's pure functions over one seed: ``init(key, schedule, hyper=None) ->
+    PPOState`` (``hyper`` None: the config's), ``iteration`` and ``evaluate``; each algorithm
+    wraps ``init`` in its own signature."""
 
     model: IAGCModel
-    init: Callable[[jax.Array, pruning.PruneSchedule], PPOState]
+    init: Callable[..., PPOState]
     iteration: Callable[[PPOState], tuple[PPOState, IterationMetrics]]
     evaluate: Callable[[PPOState], Evaluation]
 
@@ -104,31 +106,32 @@ def ppo_functions(config: Config, actors: Actors) -> PPOFunctions:
     """Rollout, GAE, PPO update and evaluation over ``actors``."""
     env_params, cfg = config.env, config.ppo
     model = make_model(config)
-    _, critic_tx = ppo.make_optimizers(cfg)
 
-    def init(key: jax.Array, schedule: pruning.PruneSchedule) -> PPOState:
+    def init(key: jax.Array, schedule: pruning.PruneSchedule, hyper: ppo.Hyper | None = None) -> PPOState:
+        hyper = ppo.Hyper.from_config(cfg) if hyper is None else hyper
         params_key, mask_key, run_key = jax.random.split(key, 3)
         actor_params, critic_params = model.init(params_key)
         actor_params, masks = actors.init(mask_key, actor_params)
         learner = ppo.Learner(
             actor_params=actor_params,
             critic_params=critic_params,
-            actor_opt_state=actors.optimizer(masks).init(actor_params),
-            critic_opt_state=critic_tx.init(critic_params),
+            actor_opt_state=actors.optimizer(masks, hyper).init(actor_params),
+            critic_opt_state=ppo.make_optimizers(hyper)[1].init(critic_params),
         )
-        return PPOState(learner, masks, schedule, ppo.RunningStats.create(), run_key, jnp.int32(0))
+        return PPOState(learner, masks, schedule, ppo.RunningStats.create(), run_key, jnp.int32(0), hyper)
 
     def iteration(state: PPOState) -> tuple[PPOState, IterationMetrics]:
         key, rollout_key, update_key = jax.random.split(state.key, 3)
-        learner = state.learner
+        learner, hyper = state.learner, state.hyper
         live = actors.live(learner.actor_params, state.masks)
-        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg)
-        reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, cfg.gamma)
-        advantages, returns = ppo.gae(scaled, traj.values, cfg.gamma, cfg.gae_lambda)
+        interference = ppo.interference_on(hyper, state.iteration, config.train.iterations)
+        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg, interference)
+        reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, hyper.gamma)
+        advantages, returns = ppo.gae(scaled, traj.values, hyper.gamma, hyper.gae_lambda)
         learner, update = ppo.ppo_update(
-            update_key, learner, model, traj, advantages, returns, cfg,
-            actors.optimizer(state.masks), actors.update_masks(state.masks),
-            ent_coef=ppo.entropy_coef(cfg, state.iteration, config.train.iterations),
+            update_key, learner, model, traj, advantages, returns, cfg, hyper,
+            actors.optimizer(state.masks, hyper), actors.update_masks(state.masks),
+            ent_coef=ppo.entropy_coef(hyper.ent_coef, cfg.ent_coef_end, state.iteration, config.train.iterations),
         )  # fmt: skip
         actor_params, masks = actors.after_update(state, learner.actor_params)
         episode_returns = traj.rewards.sum(axis=0)
@@ -167,14 +170,14 @@ def ppo_functions(config: Config, actors: Actors) -> PPOFunctions:
 
 
 def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Program:
-    """IAGC (``algo=iagc``). ``init(key, schedule=None)`` takes a pruning schedule (default: the
-    config's), so that ``driver.train_variants`` can give each run its own; ``prune_enabled``
+    """IAGC (``algo=iagc``). ``init(key, schedule=None, hyper=None)`` takes a pruning schedule
+    and PPO numbers (default: the config's), so that ``driver.train_variants`` can give each
+    run its own; ``prune_enabled``
     (default: ``prune.schedule != 'none'``) must be True when any of those schedules prunes."""
     prune_cfg = config.prune
     mode, scope = prune_cfg.mode, prune_cfg.scope
     prune_enabled = prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled
     default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, config.env.num_users)
-    base_tx, _ = ppo.make_optimizers(config.ppo)
 
     def after_update(state: PPOState, params: dict) -> tuple[dict, dict]:
         if not prune_enabled:
@@ -188,7 +191,7 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
 
     actors = Actors(
         init=lambda key, params: (params, pruning.initial_masks(params)),
-        optimizer=lambda masks: ppo.per_agent(base_tx, masks if mode == "fixed" else None),
+        optimizer=lambda masks, hyper: ppo.per_agent(ppo.make_optimizers(hyper)[0], masks if mode == "fixed" else None),
         live=lambda params, masks: pruning.live_actor(params, masks, mode),
         update_masks=lambda masks: masks if mode == "fixed" else None,
         after_update=after_update,
@@ -198,7 +201,7 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
 
     functions = ppo_functions(config, actors)
 
-    def init(key: jax.Array, schedule: pruning.PruneSchedule | None = None) -> PPOState:
-        return functions.init(key, default_schedule if schedule is None else schedule)
+    def init(key: jax.Array, schedule: pruning.PruneSchedule | None = None, hyper: ppo.Hyper | None = None) -> PPOState:
+        return functions.init(key, default_schedule if schedule is None else schedule, hyper)
 
     return Program(config, functions.model, init, functions.iteration, deploy, functions.evaluate)

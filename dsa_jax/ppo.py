@@ -5,6 +5,8 @@ Shapes: T slots, B episodes, N agents, D obs_dim, A = K+1 actions.
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -57,6 +59,30 @@ class RunningStats:
 
 
 @struct.dataclass
+class Hyper:
+    """PPO's numbers that change no array shape, float32 scalars (``[R]`` stacked over runs):
+    they are data in the run's state, not constants of the program, so that one compiled
+    program trains a grid of them (``dsa-jax sweep``). ``from_config`` gives a run's own."""
+
+    lr_actor: jax.Array
+    lr_critic: jax.Array
+    ent_coef: jax.Array
+    vf_coef: jax.Array
+    clip_eps: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    max_grad_norm: jax.Array
+    solo_frac: jax.Array
+
+    @classmethod
+    def from_config(cls, cfg: PPOConfig) -> Hyper:
+        return cls(**{name: jnp.float32(getattr(cfg, name)) for name in HYPER_FIELDS})
+
+
+HYPER_FIELDS = tuple(Hyper.__dataclass_fields__)
+
+
+@struct.dataclass
 class UpdateMetrics:
     """Per-iteration training diagnostics (means over epochs and minibatches)."""
 
@@ -104,15 +130,22 @@ def episode_temperatures(key: jax.Array, cfg: PPOConfig) -> jax.Array:
 
 
 def rollout(
-    key: jax.Array, model: IAGCModel, actor_params, critic_params, env_params: EnvParams, cfg: PPOConfig
+    key: jax.Array,
+    model: IAGCModel,
+    actor_params,
+    critic_params,
+    env_params: EnvParams,
+    cfg: PPOConfig,
+    interference=True,
 ) -> Trajectory:
     """Play ``cfg.num_envs`` episodes in parallel, hidden states starting at zero; the critic
     reads ``critic_inputs(..., cfg.critic_input)``, the actors sample at their episode's
-    temperature (``episode_temperatures``)."""
+    temperature (``episode_temperatures``). ``interference`` (bool, may be traced) False plays
+    them as if every user were alone (``env.resolve_slot``)."""
     num_envs = cfg.num_envs
     reset_key, temperature_key, run_key = jax.random.split(key, 3)
     obs, env_state = jax.vmap(dsa_env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), env_params)
-    step = jax.vmap(dsa_env.step, in_axes=(0, 0, 0, None))
+    step = jax.vmap(functools.partial(dsa_env.step, params=env_params, interference=interference))
     temperature = episode_temperatures(temperature_key, cfg)
 
     def slot(carry, slot_key):
@@ -123,7 +156,7 @@ def rollout(
         critic_carry, value = model.critic_step(critic_params, critic_carry, global_input)
         tempered = logits / temperature[:, None, None]
         actions, log_probs = policy(tempered).sample_and_log_prob(seed=action_key)
-        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, env_params)
+        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions)
         credit = reward if cfg.credit == "shared" else info.marginal
         record = Trajectory(
             obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, credit, info.optimum, temperature
@@ -182,13 +215,20 @@ def clipped_surrogate(log_probs, old_log_probs, advantages, clip_eps: float):
     return jnp.minimum(ratio * advantages, clipped * advantages), ratio
 
 
-def entropy_coef(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array:
-    """The entropy bonus's weight at ``iteration`` of ``iterations``: ``ent_coef``, or linear
-    from ``ent_coef`` at the first iteration to ``ent_coef_end`` at the last."""
-    if cfg.ent_coef_end is None:
-        return jnp.float32(cfg.ent_coef)
+def interference_on(hyper: Hyper, iteration: jax.Array, iterations: int) -> jax.Array:
+    """Whether iteration ``iteration``'s training episodes have interference: from
+    floor(``solo_frac`` * iterations) on (before that, every user learns as if alone)."""
+    return iteration >= jnp.floor(hyper.solo_frac * iterations)
+
+
+def entropy_coef(start, end: float | None, iteration: jax.Array, iterations: int) -> jax.Array:
+    """The entropy bonus's weight at ``iteration`` of ``iterations``: ``start``
+    (``ppo.ent_coef``), or linear from ``start`` at the first iteration to ``end``
+    (``ppo.ent_coef_end``) at the last."""
+    if end is None:
+        return jnp.float32(start)
     progress = jnp.clip(iteration / max(iterations - 1, 1), 0.0, 1.0)
-    return jnp.float32(cfg.ent_coef + (cfg.ent_coef_end - cfg.ent_coef) * progress)
+    return jnp.float32(start + (end - start) * progress)
 
 
 def normalize_advantages(advantages: jax.Array) -> jax.Array:
@@ -205,11 +245,9 @@ def normalize_advantages(advantages: jax.Array) -> jax.Array:
     return centred / (jnp.sqrt(jnp.mean(centred**2)) + 1e-8)
 
 
-def actor_loss(
-    actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, cfg: PPOConfig, ent_coef=None
-):
+def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, hyper: Hyper, ent_coef=None):
     """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus (weight
-    ``ent_coef``, default ``cfg.ent_coef``), under the temperature each episode was played at.
+    ``ent_coef``, default ``hyper.ent_coef``), under the temperature each episode was played at.
 
     Each agent's loss depends only on its own parameters, so the sum gives every agent its own
     gradient. The advantages, shared ``[T, b]`` or per agent ``[T, b, N]``, are normalised
@@ -222,30 +260,31 @@ def actor_loss(
     log_probs = dist.log_prob(batch.actions)
     entropy = dist.entropy()
     normalized = normalize_advantages(advantages)
-    surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized, cfg.clip_eps)
-    ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
+    surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized, hyper.clip_eps)
+    ent_coef = hyper.ent_coef if ent_coef is None else ent_coef
     per_agent = -surrogate.mean(axis=(0, 1)) - ent_coef * entropy.mean(axis=(0, 1))
     log_ratio = log_probs - batch.log_probs
     aux = {
         "entropy": entropy.mean(),
         "approx_kl": jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio),
-        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > hyper.clip_eps),
         "max_ratio_error": jnp.max(jnp.abs(ratio - 1.0)),
     }
     return per_agent.sum(), aux
 
 
-def critic_loss(critic_params, model: IAGCModel, critic_inputs: jax.Array, returns: jax.Array, cfg: PPOConfig):
+def critic_loss(critic_params, model: IAGCModel, critic_inputs: jax.Array, returns: jax.Array, hyper: Hyper):
     """vf_coef * mean squared error of the global critic to the lambda-returns ``[T, b(, N)]``."""
     values = model.critic_unroll(critic_params, critic_inputs)
     chex.assert_equal_shape([values, returns])
-    return cfg.vf_coef * jnp.mean((values - returns) ** 2)
+    return hyper.vf_coef * jnp.mean((values - returns) ** 2)
 
 
-def make_optimizers(cfg: PPOConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """Separate Adam chains with global-norm clipping, for one actor network and the critic."""
-    actor = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_actor))
-    critic = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr_critic))
+def make_optimizers(hyper: Hyper) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """Separate Adam chains with global-norm clipping, for one actor network and the critic.
+    (Adam's state does not depend on the numbers, so any ``hyper`` initialises it.)"""
+    actor = optax.chain(optax.clip_by_global_norm(hyper.max_grad_norm), optax.adam(hyper.lr_actor))
+    critic = optax.chain(optax.clip_by_global_norm(hyper.max_grad_norm), optax.adam(hyper.lr_critic))
     return actor, critic
 
 
@@ -279,30 +318,31 @@ def ppo_update(
     advantages: jax.Array,
     returns: jax.Array,
     cfg: PPOConfig,
+    hyper: Hyper,
     actor_tx: optax.GradientTransformation,
     actor_masks=None,
     ent_coef=None,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state,
-    with the entropy weight ``ent_coef`` (default ``cfg.ent_coef``).
+    with ``hyper``'s numbers and the entropy weight ``ent_coef`` (default ``hyper.ent_coef``).
 
     ``actor_tx`` turns the gradient of ``learner.actor_params`` into updates (``per_agent`` for
     independent actors). With ``actor_masks`` the actors act with w * m: fixed-mask pruning, or
     (PaI) one shared network without an agent axis broadcast against per-agent masks, whose
     gradient is then the sum of the agents' gradients (autodiff through the broadcast).
     """
-    _, critic_tx = make_optimizers(cfg)
+    _, critic_tx = make_optimizers(hyper)
     num_envs = trajectory.rewards.shape[1]
     per_minibatch = num_envs // cfg.minibatches
 
     def minibatch_step(learner: Learner, episodes: jax.Array):
         take = lambda x: jnp.take(x, episodes, axis=1)  # noqa: E731
         batch = jax.tree.map(take, trajectory)
-        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), cfg, ent_coef)  # noqa: E731
+        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), hyper, ent_coef)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
         a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
-            learner.critic_params, model, batch.critic_inputs, take(returns), cfg
+            learner.critic_params, model, batch.critic_inputs, take(returns), hyper
         )
         c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
         learner = Learner(

@@ -41,7 +41,7 @@ def _quick() -> Config:
 
 # The paper-faithful learner (DESIGN §2 with the budget the README records for it): the critic
 # on the users' observations, 16 episodes per iteration, Adam 3e-4, constant entropy 0.01, no
-# joint exploration. Apply with ``apply_overrides(config, PAPER_LEARNER)`` or ``--set`` each.
+# joint exploration, no solo curriculum. Apply with ``apply_overrides(config, PAPER_LEARNER)`` or ``--set`` each.
 PAPER_LEARNER = (
     "ppo.critic_input=observations",
     "ppo.num_envs=16",
@@ -49,6 +49,7 @@ PAPER_LEARNER = (
     "ppo.ent_coef=0.01",
     "ppo.ent_coef_end=null",
     "ppo.explore_frac=0.0",
+    "ppo.solo_frac=0.0",
     "train.iterations=300",
 )
 

@@ -60,7 +60,8 @@ class Metrics:
 class Program(Generic[State, Train]):
     """The pure pieces of a run; every function is jittable and vmappable over seeds.
 
-    ``init(key)`` (IAGC also takes a pruning schedule) gives a fresh state; ``iteration``
+    ``init(key)`` (IAGC also takes a pruning schedule and PPO numbers, PaI the numbers) gives a
+    fresh state; ``iteration``
     trains once; ``deploy(state)`` gives the policies as shipped: actor parameters stacked on a
     leading agent axis ``[N, ...]`` in the ``RecurrentNet`` layout (``None`` for a policy
     without a network); ``evaluate`` plays them (``evaluation.evaluate_policy``). ``facts()``
@@ -86,9 +87,10 @@ class Program(Generic[State, Train]):
         flat_train = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), train)
         return state, Metrics(train=flat_train, eval=evals, eval_iteration=eval_iteration)
 
-    def start(self, key: jax.Array, *init_args) -> tuple[State, Metrics]:
-        """Initial state and the evaluation of the untrained policies (no train metrics)."""
-        state = self.init(key, *init_args)
+    def start(self, key: jax.Array, **init_args) -> tuple[State, Metrics]:
+        """Initial state and the evaluation of the untrained policies (no train metrics);
+        ``init_args`` go to ``init`` (IAGC: ``schedule``, ``hyper``; PaI: ``hyper``)."""
+        state = self.init(key, **init_args)
         evals = jax.tree.map(lambda x: x[None], self.evaluate(state))
         empty_train = jax.tree.map(lambda x: jnp.zeros((0,) + x.shape, x.dtype), jax.eval_shape(self.iteration, state)[1])
         return state, Metrics(train=empty_train, eval=evals, eval_iteration=state.iteration[None])

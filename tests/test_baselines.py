@@ -184,7 +184,7 @@ def test_pai_shared_gradient_is_sum_of_agent_gradients():
     cfg = dataclasses.replace(PAI.ppo, num_envs=4)
     traj = ppo.rollout(jax.random.key(1), program.model, live, state.learner.critic_params, PAI.env, cfg)
     advantages = jax.random.normal(jax.random.key(2), traj.rewards.shape)
-    loss = lambda stacked: ppo.actor_loss(stacked, program.model, traj, advantages, PAI.ppo)[0]  # noqa: E731
+    loss = lambda stacked: ppo.actor_loss(stacked, program.model, traj, advantages, ppo.Hyper.from_config(PAI.ppo))[0]  # noqa: E731
     through_shared = jax.grad(lambda p: loss(pruning.apply_masks(p, masks)))(shared)
     per_agent = jax.grad(loss)(live)  # agent i's own gradient, on its own copy [N, ...]
     summed = jax.tree.map(lambda g, m: (g * m).sum(axis=0), per_agent, masks)

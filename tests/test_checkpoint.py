@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from flax import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,6 +67,29 @@ def test_round_trip_identical(run_dir):
     assert loaded.config == CONFIG
     assert_trees_equal(loaded.state, result.state)
     assert_trees_equal(loaded.metrics, result.metrics)
+
+
+@struct.dataclass
+class StateBeforeHyper:
+    """``iagc.PPOState`` as saved before the PPO numbers became state (``hyper``)."""
+
+    learner: ppo.Learner
+    masks: dict
+    schedule: object
+    reward_stats: ppo.RunningStats
+    key: jax.Array
+    iteration: jax.Array
+
+
+def test_checkpoint_saved_before_a_state_field_existed_restores_with_the_configs_value(run_dir, tmp_path):
+    _, result = run_dir
+    old = StateBeforeHyper(**{name: getattr(result.state, name) for name in StateBeforeHyper.__dataclass_fields__})
+    store = CheckpointStore(tmp_path)
+    store.save(CONFIG, old, result.metrics)
+    store.close()
+    restored = CheckpointStore(tmp_path).restore()
+    assert_trees_equal(restored.state, result.state)  # hyper: the config's numbers, one per run
+    np.testing.assert_array_equal(restored.state.hyper.lr_actor, np.full(CONFIG.train.seeds, np.float32(CONFIG.ppo.lr_actor)))
 
 
 def test_restore_earlier_step_has_that_steps_metrics(run_dir):

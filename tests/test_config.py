@@ -83,10 +83,11 @@ def test_paper_learner_is_the_design_learner():
     paper = apply_overrides(presets.get("setup_a"), list(presets.PAPER_LEARNER))
     assert paper.ppo.critic_input == "observations" and paper.ppo.num_envs == 16
     assert (paper.ppo.lr_actor, paper.ppo.ent_coef, paper.ppo.ent_coef_end, paper.ppo.explore_frac) == (3e-4, 0.01, None, 0.0)
+    assert paper.ppo.solo_frac == 0.0
     assert paper.train.iterations == 300
     # everything else is the default learner's
     default = presets.get("setup_a")
-    assert set(differences(default, paper)) <= {f"ppo.{k}" for k in ("critic_input", "num_envs", "lr_actor", "ent_coef")} | {
+    assert set(differences(default, paper)) <= {f"ppo.{k}" for k in ("critic_input", "num_envs", "lr_actor", "ent_coef", "solo_frac")} | {
         "train.iterations"
     }
 

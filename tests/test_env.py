@@ -34,6 +34,24 @@ def test_collision_gives_nack_to_everyone_on_the_channel():
     assert float(reward) == pytest.approx(7.0)  # only user 2 on channel 2
 
 
+def test_without_interference_every_user_on_a_free_channel_succeeds():
+    # the solo curriculum (ppo.solo_frac): users 0 and 1 share channel 1 (SNRs 2 and 4), user 2
+    # is alone on channel 2 (SNR 7); a PU still answers BUSY
+    params = PARAMS
+    state = hand_state()
+    _, after, reward, _, info = E.step(jax.random.key(1), state, jnp.array([1, 1, 2], jnp.int32), params, interference=False)
+    np.testing.assert_array_equal(info.success, [True, True, True])
+    np.testing.assert_array_equal(info.collision, [False, False, False])
+    np.testing.assert_array_equal(after.last_feedback, [E.FEEDBACK_ACK] * 3)
+    assert float(reward) == pytest.approx(2.0 + 4.0 + 7.0)
+    busy = E.step(jax.random.key(1), hand_state((True, False)), jnp.array([1, 1, 2], jnp.int32), params, interference=False)
+    np.testing.assert_array_equal(busy[4].busy, [True, True, False])
+    assert float(busy[2]) == pytest.approx(7.0)
+    # the same slot with interference is the environment's rule: a traced flag picks it
+    traced = jax.jit(lambda on: E.step(jax.random.key(1), state, jnp.array([1, 1, 2], jnp.int32), params, on)[2])
+    assert float(traced(True)) == pytest.approx(7.0) and float(traced(False)) == pytest.approx(13.0)
+
+
 def test_difference_rewards_by_hand():
     # users 0 and 1 collide on channel 1 (SNRs 2 and 4); user 2 alone on channel 2 (SNR 7)
     info = play([1, 1, 2])[4]

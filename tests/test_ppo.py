@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dsa_jax import env as E
 from dsa_jax import ppo, presets
 from dsa_jax.config import apply_overrides
 from dsa_jax.networks import LSTMState, lstm_cell, lstm_sequence
@@ -130,6 +131,23 @@ def first_rollout(request):
     return config, program, learner, traj
 
 
+def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout):
+    config, program, learner, _ = first_rollout
+    hyper = ppo.Hyper.from_config(apply_overrides(config, ["ppo.solo_frac=0.5"]).ppo)
+    on = [bool(ppo.interference_on(hyper, jnp.int32(t), 60)) for t in (0, 29, 30, 59)]
+    assert on == [False, False, True, True]
+    assert bool(ppo.interference_on(ppo.Hyper.from_config(config.ppo), jnp.int32(0), 60))  # solo_frac 0: always
+    # a solo rollout: users that pick the same free channel both get ACK, never NACK
+    solo = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))(
+        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, False
+    )
+    feedback = np.asarray(solo.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)
+    actions = np.asarray(solo.actions[:-1])
+    shared = np.array([[[(a > 0) and (row == a).sum() > 1 for a in row] for row in episode] for episode in actions])
+    assert shared.any() and np.all(feedback[shared] != E.FEEDBACK_NACK)
+    assert not np.any(feedback == E.FEEDBACK_NACK)
+
+
 def test_replay_from_zero_state_gives_rollout_log_probs(first_rollout):
     _, program, learner, traj = first_rollout
     logits = program.model.actor_unroll(learner.actor_params, traj.obs) / traj.temperature[..., None, None]
@@ -177,17 +195,15 @@ def test_episode_temperatures():
 
 
 def test_entropy_coef_schedule():
-    constant = apply_overrides(CONFIG, ["ppo.ent_coef=0.05"]).ppo
-    assert float(ppo.entropy_coef(constant, jnp.int32(37), 100)) == pytest.approx(0.05)
-    annealed = dataclasses.replace(constant, ent_coef_end=0.01)
+    assert float(ppo.entropy_coef(0.05, None, jnp.int32(37), 100)) == pytest.approx(0.05)
     for t, want in ((0, 0.05), (99, 0.01), (33, 0.05 - 0.04 / 3), (150, 0.01)):
-        assert float(ppo.entropy_coef(annealed, jnp.int32(t), 100)) == pytest.approx(want, rel=1e-5)
+        assert float(ppo.entropy_coef(jnp.float32(0.05), 0.01, jnp.int32(t), 100)) == pytest.approx(want, rel=1e-5)
 
 
 def test_entropy_weight_enters_the_actor_loss(first_rollout):
     config, program, learner, traj = first_rollout
     advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
-    loss = lambda c: ppo.actor_loss(learner.actor_params, program.model, traj, advantages, config.ppo, c)  # noqa: E731
+    loss = lambda c: ppo.actor_loss(learner.actor_params, program.model, traj, advantages, ppo.Hyper.from_config(config.ppo), c)  # noqa: E731
     (without, _), (with_bonus, aux) = loss(0.0), loss(0.2)
     # the bonus is per agent: sum over agents of 0.2 * that agent's mean entropy
     assert float(without - with_bonus) == pytest.approx(0.2 * config.env.num_users * float(aux["entropy"]), rel=1e-4)
@@ -252,7 +268,7 @@ def test_first_minibatch_ratio_is_one_and_nothing_clipped(first_rollout):
     half = config.ppo.num_envs // config.ppo.minibatches
     batch = jax.tree.map(lambda x: x[:, :half], traj)
     advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
-    _, aux = ppo.actor_loss(learner.actor_params, program.model, batch, advantages[:, :half], config.ppo)
+    _, aux = ppo.actor_loss(learner.actor_params, program.model, batch, advantages[:, :half], ppo.Hyper.from_config(config.ppo))
     assert float(aux["max_ratio_error"]) < 1e-5
     assert float(aux["clip_fraction"]) == 0.0
     assert float(aux["approx_kl"]) < 1e-10
@@ -273,7 +289,7 @@ def test_one_epoch_of_one_minibatch_is_the_plain_policy_gradient(first_rollout):
         per_agent = -(normalized * chosen).mean(axis=(0, 1)) - config.ppo.ent_coef * entropy.mean(axis=(0, 1))
         return per_agent.sum()
 
-    clipped = jax.grad(lambda p: ppo.actor_loss(p, program.model, traj, advantages, config.ppo)[0])(learner.actor_params)
+    clipped = jax.grad(lambda p: ppo.actor_loss(p, program.model, traj, advantages, ppo.Hyper.from_config(config.ppo))[0])(learner.actor_params)
     reference = jax.grad(plain)(learner.actor_params)
     for got, want in zip(jax.tree.leaves(clipped), jax.tree.leaves(reference), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
@@ -284,10 +300,11 @@ def test_update_changes_each_agent_independently(first_rollout):
     actions changed, every other agent's update (loss, clipping and Adam included) is the same."""
     config, program, learner, traj = first_rollout
     advantages, returns = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
-    tx = ppo.per_agent(ppo.make_optimizers(config.ppo)[0])
+    hyper = ppo.Hyper.from_config(config.ppo)
+    tx = ppo.per_agent(ppo.make_optimizers(hyper)[0])
 
     def update(trajectory):
-        args = (program.model, trajectory, advantages, returns, config.ppo, tx)
+        args = (program.model, trajectory, advantages, returns, config.ppo, hyper, tx)
         return ppo.ppo_update(jax.random.key(3), learner, *args)
 
     new, metrics = update(traj)

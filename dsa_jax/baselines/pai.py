@@ -78,10 +78,10 @@ def shared_parameter_count(shared) -> int:
 
 def make_pai_program(config: Config) -> Program:
     """PaI (``algo=pai``): one shared actor under fixed per-agent masks at ``prune.target``
-    (default 0.5), trained by IAGC's PPO. ``init(key)``; nothing is pruned during training."""
+    (default 0.5), trained by IAGC's PPO. ``init(key, hyper=None)`` (``hyper`` None: the
+    config's PPO numbers); nothing is pruned during training."""
     num_users = config.env.num_users
     sparsity = jnp.broadcast_to(jnp.float32(config.prune.target_for("pai")), (num_users,))
-    tx, _ = ppo.make_optimizers(config.ppo)
 
     def init_actors(key: jax.Array, params: dict) -> tuple[dict, dict]:
         shared = jax.tree.map(lambda x: x[0], params)
@@ -89,7 +89,7 @@ def make_pai_program(config: Config) -> Program:
 
     actors = Actors(
         init=init_actors,
-        optimizer=lambda masks: tx,
+        optimizer=lambda masks, hyper: ppo.make_optimizers(hyper)[0],
         live=pruning.apply_masks,
         update_masks=lambda masks: masks,
         after_update=lambda state, params: (params, state.masks),
@@ -100,8 +100,8 @@ def make_pai_program(config: Config) -> Program:
     # The state keeps IAGC's layout; PaI never reads its schedule.
     unused_schedule = pruning.make_schedule(config.prune, config.train.iterations, num_users)
 
-    def init(key: jax.Array) -> PPOState:
-        return functions.init(key, unused_schedule)
+    def init(key: jax.Array, hyper: ppo.Hyper | None = None) -> PPOState:
+        return functions.init(key, unused_schedule, hyper)
 
     def facts() -> dict:
         shared = jax.eval_shape(init, jax.random.key(0)).learner.actor_params
