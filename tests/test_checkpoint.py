@@ -17,7 +17,7 @@ from flax import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, ppo, presets, rundir
+from dsa_jax import driver, ppo, rundir
 from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, CheckpointError, CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.export import deployed_actor_params, export_actors
