@@ -171,9 +171,9 @@ def ppo_functions(config: Config, actors: Actors) -> PPOFunctions:
 
 def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Program:
     """IAGC (``algo=iagc``). ``init(key, schedule=None, hyper=None)`` takes a pruning schedule
-    and PPO numbers (default: the config's), so that ``driver.train_variants`` can give each
-    run its own; ``prune_enabled``
-    (default: ``prune.schedule != 'none'``) must be True when any of those schedules prunes."""
+    and PPO numbers (default: the config's), so that ``driver.train_grid`` can give each run its
+    own; ``prune_enabled`` (default: ``prune.schedule != 'none'``) must be True when any of
+    those schedules prunes."""
     prune_cfg = config.prune
     mode, scope = prune_cfg.mode, prune_cfg.scope
     prune_enabled = prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled

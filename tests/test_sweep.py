@@ -62,7 +62,7 @@ def test_each_point_equals_its_own_separate_run(swept):
     assert not np.allclose(*losses)
 
 
-def test_a_point_resumes_as_an_ordinary_run(swept, tmp_path):
+def test_a_point_is_an_ordinary_run_directory_that_refuses_a_changed_config(swept):
     _, out, points, _ = swept
     longer = apply_overrides(points[1].config, ["train.iterations=30"])
     with pytest.raises(ValueError, match="train.iterations"):
