@@ -157,17 +157,23 @@ def test_multi_host_arguments(monkeypatch):
         sharding.initialize_distributed()
 
 
-def test_single_process_distributed_run_trains(tmp_path):
-    """The real ``jax.distributed.initialize`` path, with one process on this machine."""
+def test_single_process_distributed_run_trains(one_device_run, tmp_path):
+    """The real ``jax.distributed.initialize`` path, with one process on this machine. It trains
+    ``ONE_DEVICE``, whose programs this process compiled first (``one_device_run``), so the
+    subprocess takes them from the shared compilation cache, and its metrics must be the same."""
+    sets = [arg for item in OVERRIDES + ["train.devices=1", "train.run_batch=3"] for arg in ("--set", item)]
     code = textwrap.dedent(f"""
         from dsa_jax import cli
-        raise SystemExit(cli.main(["train", "--preset", "quick", "--out", {str(tmp_path / "run")!r}, "--quiet",
-            "--set", "train.iterations=10", "--set", "train.chunk=10", "--set", "train.seeds=1"]))
+        raise SystemExit(cli.main(["train", "--preset", "quick", "--out", {str(tmp_path / "run")!r}, "--quiet", *{sets!r}]))
     """)
     env = dict(os.environ, DSA_JAX_COORDINATOR="127.0.0.1:45671", DSA_JAX_NUM_PROCESSES="1", DSA_JAX_PROCESS_ID="0")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert CheckpointStore(tmp_path / "run").steps() == [10]
+    assert CheckpointStore(tmp_path / "run").steps() == [10, 20]
+    np.savez(tmp_path / "single.npz", **driver.rundir.flat_arrays(one_device_run.metrics))
+    with np.load(tmp_path / "run" / "metrics.npz") as got, np.load(tmp_path / "single.npz") as want:
+        for name in want.files:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
 def test_bench_train_per_device_count():

@@ -100,25 +100,28 @@ def test_training_raises_the_evaluation_reward(trained):
     assert final > 1.5 * initial, (initial, final)
 
 
+# The program of ``vmapped_train`` (the quick config, its seeds vmapped), run 4 times in a fresh
+# process with the guard's flags: the persistent compilation cache shared with this process
+# (tests/conftest.py) serves its compilation, so the subprocess spends its time running it.
 GUARD_SCRIPT = textwrap.dedent(
     """
-    import os, dataclasses, jax
+    import os, jax
     import dsa_jax
     from dsa_jax import presets
+    from dsa_jax.program import seed_keys
     from dsa_jax.train import make_train
     assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ["XLA_FLAGS"]
     config = presets.get("quick")
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, iterations=10, eval_every=5))
     train = jax.jit(jax.vmap(make_train(config)))
     for run in range(4):
-        state, metrics = train(jax.random.split(jax.random.key(run), 4))
+        state, metrics = train(seed_keys(config.train.seeds))
         jax.block_until_ready(metrics)
     print("ok")
     """
 )
 
 
-def test_cpu_hang_guard_lets_vmapped_training_finish():
+def test_cpu_hang_guard_lets_vmapped_training_finish(trained):  # trained: compiled here first
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     out = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
