@@ -179,15 +179,19 @@ def test_pai_masks_stay_fixed_and_agents_see_masked_shared_weights():
 def test_pai_shared_gradient_is_sum_of_agent_gradients():
     program = make_program(PAI)
     state = program.init(jax.random.key(0))
-    shared, masks = state.learner.actor_params, state.masks
-    live = pruning.apply_masks(shared, masks)
     cfg = dataclasses.replace(PAI.ppo, num_envs=4)
-    traj = ppo.rollout(jax.random.key(1), program.model, live, state.learner.critic_params, PAI.env, cfg)
-    advantages = jax.random.normal(jax.random.key(2), traj.rewards.shape)
-    loss = lambda stacked: ppo.actor_loss(stacked, program.model, traj, advantages, ppo.Hyper.from_config(PAI.ppo))[0]  # noqa: E731
-    through_shared = jax.grad(lambda p: loss(pruning.apply_masks(p, masks)))(shared)
-    per_agent = jax.grad(loss)(live)  # agent i's own gradient, on its own copy [N, ...]
-    summed = jax.tree.map(lambda g, m: (g * m).sum(axis=0), per_agent, masks)
+
+    @jax.jit  # one compilation instead of one per eager operation
+    def gradients(shared, masks, critic):
+        live = pruning.apply_masks(shared, masks)
+        traj = ppo.rollout(jax.random.key(1), program.model, live, critic, PAI.env, cfg)
+        advantages = jax.random.normal(jax.random.key(2), traj.rewards.shape)
+        loss = lambda stacked: ppo.actor_loss(stacked, program.model, traj, advantages, ppo.Hyper.from_config(PAI.ppo))[0]  # noqa: E731
+        through_shared = jax.grad(lambda p: loss(pruning.apply_masks(p, masks)))(shared)
+        per_agent = jax.grad(loss)(live)  # agent i's own gradient, on its own copy [N, ...]
+        return through_shared, jax.tree.map(lambda g, m: (g * m).sum(axis=0), per_agent, masks)
+
+    through_shared, summed = gradients(state.learner.actor_params, state.masks, state.learner.critic_params)
     for got, want in zip(jax.tree.leaves(through_shared), jax.tree.leaves(summed), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(through_shared))

@@ -18,6 +18,6 @@ def test_quickstart_notebook_executes(tmp_path):
     # execute() raises CellExecutionError on any failing cell (each cell asserts what it shows)
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     text = "".join(out.get("text", "") for out in outputs)
-    assert "restored iteration 40" in text
+    assert "restored iteration 60" in text
     assert "first action of agent 0:" in text
     assert sum("image/png" in out.get("data", {}) for out in outputs) == 1  # the training curve

@@ -289,8 +289,10 @@ def test_one_epoch_of_one_minibatch_is_the_plain_policy_gradient(first_rollout):
         per_agent = -(normalized * chosen).mean(axis=(0, 1)) - config.ppo.ent_coef * entropy.mean(axis=(0, 1))
         return per_agent.sum()
 
-    clipped = jax.grad(lambda p: ppo.actor_loss(p, program.model, traj, advantages, ppo.Hyper.from_config(config.ppo))[0])(learner.actor_params)
-    reference = jax.grad(plain)(learner.actor_params)
+    clipped = jax.jit(jax.grad(lambda p: ppo.actor_loss(p, program.model, traj, advantages, ppo.Hyper.from_config(config.ppo))[0]))(
+        learner.actor_params
+    )
+    reference = jax.jit(jax.grad(plain))(learner.actor_params)
     for got, want in zip(jax.tree.leaves(clipped), jax.tree.leaves(reference), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
@@ -303,6 +305,7 @@ def test_update_changes_each_agent_independently(first_rollout):
     hyper = ppo.Hyper.from_config(config.ppo)
     tx = ppo.per_agent(ppo.make_optimizers(hyper)[0])
 
+    @jax.jit  # one compilation for both calls, instead of one per eager operation
     def update(trajectory):
         args = (program.model, trajectory, advantages, returns, config.ppo, hyper, tx)
         return ppo.ppo_update(jax.random.key(3), learner, *args)
