@@ -53,7 +53,8 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None) -> RunResu
 
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
-    return train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk)
+    seeds = config.train.seeds
+    return train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk)
 
 
 def train_variants(config: Config, prune_configs: list[PruneConfig], progress: bool = True) -> RunResult:
@@ -79,17 +80,25 @@ def train_grid(config: Config, points: list[Config], progress: bool = True, on_c
     + seed): each run gets its point's pruning schedule (IAGC) and PPO numbers (IAGC, PaI)."""
     sweep.check_points(config, points)
     seeds = config.train.seeds
+    enabled = any(p.prune.schedule != "none" for p in points) if config.algo == "iagc" else None
+    runs = np.tile(np.arange(seeds), len(points))
+    return train_runs(config, runs, traced_init_args(config, points, seeds), progress, on_chunk, prune_enabled=enabled)
+
+
+def traced_init_args(config: Config, points: list[Config], seeds: int) -> dict:
+    """``init``'s traced numbers for ``seeds`` runs of each point, variant-major: ``{name: [R,
+    ...]}``, IAGC's pruning ``schedule`` and PPO numbers ``hyper``, PaI's ``hyper``, nothing for
+    the other algorithms. Passed as inputs rather than compiled in as constants, so configs that
+    differ only in these numbers share one compiled ``start``."""
     init_args = {}
     if config.algo == "iagc":
         init_args["schedule"] = [pruning.make_schedule(p.prune, p.train.iterations, p.env.num_users) for p in points]
     if config.algo in ("iagc", "pai"):
         init_args["hyper"] = [ppo.Hyper.from_config(p.ppo) for p in points]
-    per_run = {
+    return {
         name: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs for _ in range(seeds)]), *values)
         for name, values in init_args.items()
     }
-    enabled = any(p.prune.schedule != "none" for p in points) if config.algo == "iagc" else None
-    return train_runs(config, np.tile(np.arange(seeds), len(points)), per_run, progress, on_chunk, prune_enabled=enabled)
 
 
 def train_runs(
@@ -207,7 +216,8 @@ def run(
             raise RunInterrupted(stop.signum, step, run_dir)
 
     try:
-        result = train_runs(config, np.arange(config.train.seeds), None, progress, on_chunk, resume=checkpoint)
+        seeds = config.train.seeds
+        result = train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk, resume=checkpoint)
     finally:
         writer.close()
         if log is not None:

@@ -120,3 +120,19 @@ def test_cli_refuses_a_shape_field_in_one_line_before_compiling(tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("dsa-jax: error: ppo.num_envs = ['8', '16'] is invalid: cannot vary inside one program")
     assert not (tmp_path / "s").exists()
+
+
+def test_configs_that_differ_in_traced_numbers_share_one_compiled_start():
+    """A plain run passes its schedule and PPO numbers to ``init`` as inputs (as a sweep does),
+    so another target, schedule kind or learning rate reuses the compiled start program."""
+    other = apply_overrides(BASE, ["prune.schedule=linear", "prune.target=0.9", "ppo.lr_actor=1e-3", "ppo.clip_eps=0.3"])
+    texts = []
+    for config in (apply_overrides(BASE, ["prune.schedule=harmonic"]), other):
+        program, seeds = driver.make_program(config), config.train.seeds
+        init_args = driver.traced_init_args(config, [config], seeds)
+        names = tuple(sorted(init_args))
+        assert names == ("hyper", "schedule")
+        mesh = driver.sharding.run_mesh(config, seeds)
+        start = driver.compiled_start(program, names, mesh, driver.sharding.vmap_width(config))
+        texts.append(start.lower(np.arange(seeds), *(init_args[name] for name in names)).as_text())
+    assert texts[0] == texts[1]
