@@ -48,13 +48,13 @@ def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
     return plan + ([total % per_chunk] if total % per_chunk else [])
 
 
-def train_seeds(config: Config, progress: bool = True, on_chunk=None) -> RunResult:
-    """Train ``config.train.seeds`` seeds at once, chunk by chunk.
+def train_seeds(config: Config, progress: bool = True, on_chunk=None, resume: Checkpoint | None = None) -> RunResult:
+    """Train ``config.train.seeds`` seeds at once, chunk by chunk (or continue ``resume``).
 
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
     seeds = config.train.seeds
-    return train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk)
+    return train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk, resume=resume)
 
 
 def train_variants(config: Config, prune_configs: list[PruneConfig], progress: bool = True) -> RunResult:
@@ -216,8 +216,7 @@ def run(
             raise RunInterrupted(stop.signum, step, run_dir)
 
     try:
-        seeds = config.train.seeds
-        result = train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk, resume=checkpoint)
+        result = train_seeds(config, progress, on_chunk, resume=checkpoint)
     finally:
         writer.close()
         if log is not None:

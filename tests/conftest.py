@@ -13,7 +13,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 # The suite compiles many programs and runs each briefly: LLVM at -O1 instead of XLA's default
 # -O2 cut the CPU time of test_baselines + test_pruning from 289 s to 254 s here. The numbers
-# then differ from -O2's in the last bits (a quick run: 53 of 107 arrays, by at most ~3e-6), so
+# then differ from -O2's in the last bits (a quick run: 53 of 107 arrays, by at most 4.4e-6), so
 # tests compare runs compiled with the same flags bit for bit and others only to float
 # tolerance. Runs outside the tests keep XLA's default; flags a user set are left alone.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
@@ -39,19 +39,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains or compiles a whole program; deselect with -m 'not slow'")
 
 
-# The modules that take longest (their seconds on the 2-core CI machine on 2026-12-02), longest
-# first. xdist (--dist loadfile --no-loadscope-reorder) hands whole modules to whichever worker
-# is free, in collection order; ordered by their number of tests (xdist's default), long modules
-# came late, and one worker ran them alone while the other idled. The rest follow in file order.
+# The modules that take longest, longest first (their seconds of test time in one full run on
+# the 2-core CI machine, two workers, 2026-12-02, at 8d119e5 plus this ordering, the notebook
+# and the PaI-gradient changes). xdist (--dist loadfile --no-loadscope-reorder) hands whole
+# modules to whichever worker is free, in collection order; ordered by their number of tests
+# (xdist's default), long modules came late, and one worker ran them alone while the other
+# idled. The rest follow in file order.
 LONGEST_FIRST = [
-    "test_baselines.py",  # 158
-    "test_ppo.py",  # 120
-    "test_sharding.py",  # 117
-    "test_pruning.py",  # 108
-    "test_checkpoint.py",  # 85
-    "test_sweep.py",  # 79
-    "test_experiments.py",  # 75
-    "test_train.py",  # 70
+    "test_baselines.py",  # 162
+    "test_sharding.py",  # 140
+    "test_ppo.py",  # 102
+    "test_train.py",  # 96
+    "test_pruning.py",  # 91
+    "test_experiments.py",  # 85
+    "test_checkpoint.py",  # 71
+    "test_sweep.py",  # 67
 ]
 
 
