@@ -76,17 +76,16 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     process), mapped over runs as the driver does (``train.devices``, ``train.run_batch``)."""
     import resource
 
-    from dsa_jax import sharding
+    from dsa_jax import driver, sharding
     from dsa_jax.config import Config
-    from dsa_jax.driver import compiled_start
     from dsa_jax.train import make_program
 
     config = Config.from_dict(json.loads(config_json))
     program = make_program(config)
     mesh, batch = sharding.run_mesh(config, seeds), sharding.vmap_width(config)
-    placement = sharding.run_sharding(mesh)
-    seed_ids = sharding.to_global(sharding.pad_runs(np.arange(seeds), sharding.padded_count(seeds, mesh)), placement)
-    state, _ = compiled_start(program, (), mesh, batch)(seed_ids)
+    # the driver's own start program (a compilation cache may hold it already)
+    init_args = driver.traced_init_args(config, [config], seeds)
+    state, _ = driver.start_runs(program, np.arange(seeds), init_args, mesh, batch)
     run = sharding.over_runs(
         lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations), mesh, batch
     )

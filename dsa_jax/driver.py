@@ -124,10 +124,7 @@ def train_runs(
     placement = sharding.run_sharding(mesh)
     padded = sharding.padded_count(num_runs, mesh)
     if resume is None:
-        names = tuple(sorted(init_args or {}))
-        inputs = [seeds] + [init_args[name] for name in names]
-        inputs = [sharding.to_global(sharding.pad_runs(x, padded), placement) for x in inputs]
-        state, first = compiled_start(program, names, mesh, batch)(*inputs)
+        state, first = start_runs(program, seeds, init_args, mesh, batch)
         parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
     elif padded == num_runs:  # restored onto this mesh already (see resume_point)
         state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
@@ -144,6 +141,16 @@ def train_runs(
             on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
     bar.close()
     return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
+
+
+def start_runs(program: Program, seeds: np.ndarray, init_args: dict | None, mesh, batch: int | None):
+    """Initial states and first evaluations of one run per seed ``[R]`` (``init_args``: ``{name:
+    [R, ...]}`` for ``init``), padded to the mesh and sharded over it: (state, metrics)."""
+    names = tuple(sorted(init_args or {}))
+    padded, placement = sharding.padded_count(len(seeds), mesh), sharding.run_sharding(mesh)
+    inputs = [seeds] + [init_args[name] for name in names]
+    inputs = [sharding.to_global(sharding.pad_runs(x, padded), placement) for x in inputs]
+    return compiled_start(program, names, mesh, batch)(*inputs)
 
 
 @functools.lru_cache(maxsize=32)

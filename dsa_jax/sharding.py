@@ -18,6 +18,7 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -73,20 +74,22 @@ def over_runs(fn, mesh: Mesh, batch: int | None):
 
 
 def _map_in_groups(fn, args: tuple, batch: int, count: int):
-    """``lax.map`` over groups of ``batch`` vmapped runs, then the remainder vmapped.
+    """``lax.map`` over groups of ``batch`` vmapped runs, the last group padded with copies of
+    the last run (computed and dropped), so that the program holds one vmapped ``fn``: a
+    separately vmapped remainder would compile ``fn`` twice.
 
-    (``lax.map(batch_size=...)`` cannot flatten outputs with a zero-sized axis, e.g. metrics of
-    a chunk without evaluations.)
+    (``lax.map(batch_size=...)`` vmaps its remainder apart, and cannot flatten outputs with a
+    zero-sized axis, e.g. metrics of a chunk without evaluations.)
     """
-    groups, remainder = divmod(count, batch)
-    split = groups * batch
-    grouped = jax.tree.map(lambda x: x[:split].reshape((groups, batch) + x.shape[1:]), args)
-    outputs = jax.lax.map(lambda group: jax.vmap(fn)(*group), grouped)
-    outputs = jax.tree.map(lambda y: y.reshape((split,) + y.shape[2:]), outputs)
-    if not remainder:
-        return outputs
-    rest = jax.vmap(fn)(*jax.tree.map(lambda x: x[split:], args))
-    return jax.tree.map(lambda a, b: jax.numpy.concatenate([a, b]), outputs, rest)
+    groups = -(-count // batch)
+    padded = groups * batch
+
+    def group(x):
+        x = jnp.concatenate([x, jnp.repeat(x[-1:], padded - count, axis=0)]) if padded > count else x
+        return x.reshape((groups, batch) + x.shape[1:])
+
+    outputs = jax.lax.map(lambda one: jax.vmap(fn)(*one), jax.tree.map(group, args))
+    return jax.tree.map(lambda y: y.reshape((padded,) + y.shape[2:])[:count], outputs)
 
 
 def run_sharding(mesh: Mesh) -> NamedSharding:

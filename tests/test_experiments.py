@@ -111,20 +111,23 @@ def test_two_user_protocols_match_a_slot_by_slot_loop():
 
 
 TINY = ["--set", "env.horizon=10", "--set", "ppo.hidden_size=8", "--set", "ppo.num_envs=4", "--set", "train.eval_every=5",
-        "--set", "train.eval_episodes=4", "--set", "train.chunk=10", "--seeds", "2", "--iterations", "10", "--episodes", "8"]
+        "--set", "train.eval_episodes=4", "--set", "train.chunk=10", "--iterations", "10", "--episodes", "8"]
+# The PPO group's 6 rows x 6 seeds and a study's 18 rows x 2 seeds are programs of the same shape
+# (36 runs), so the second test to train one takes it from the suite's compilation cache.
+TABLE_SEEDS, STUDY_SEEDS = ["--seeds", "6"], ["--seeds", "2"]
 
 
 @pytest.mark.slow
 def test_table1_end_to_end_on_a_tiny_config(tmp_path):
     """The single-run path (static) and the variants path (every IAGC PPO row in one program)."""
-    table1.main(["--setup", "c", "--groups", "static", "ppo", "--out", str(tmp_path), "--quiet", *TINY])
+    table1.main(["--setup", "c", "--groups", "static", "ppo", "--out", str(tmp_path), "--quiet", *TINY, *TABLE_SEEDS])
     names = {p.name for p in tmp_path.iterdir()}
     assert {"table1_setup_c.md", "table1_setup_c.csv", "table1_setup_c.json", "fig1_sparsity.png", "fig2_training_c.png"} <= names
     report = json.loads((tmp_path / "table1_setup_c.json").read_text())
     rows = {r["method"]: r for r in report["rows"]}
     ppo_rows = next(g for g in table1.TABLE_GROUPS if g.key == "ppo").rows
     assert list(rows) == ["Static policy (played)", *ppo_rows]
-    assert report["seeds"] == 2 and report["episodes"] == 8 and "ppo" in report["group_train_wall_s"]
+    assert report["seeds"] == 6 and report["episodes"] == 8 and "ppo" in report["group_train_wall_s"]
     dense, control = rows[table1.DENSE_ROW], rows["All-pruned control (100%)"]
     assert dense["sparsity_deployed_mean"] == 0.0 and dense["probability_of_improvement_over_dense"] == 0.5
     assert control["sparsity_deployed_mean"] == pytest.approx(1.0) and control["nonzero_weights_per_agent"] == 0
@@ -180,7 +183,7 @@ def test_table1_verdicts_by_hand():
 @pytest.mark.slow
 @pytest.mark.parametrize("study", ["limit", "harmonic"])
 def test_table1_studies_end_to_end_on_a_tiny_config(study, tmp_path):
-    table1.main(["--setup", "c", "--study", study, "--out", str(tmp_path), "--quiet", *TINY])
+    table1.main(["--setup", "c", "--study", study, "--out", str(tmp_path), "--quiet", *TINY, *STUDY_SEEDS])
     stem = {"limit": "sparsity_limit_c", "harmonic": "harmonic_sensitivity_c"}[study]
     report = json.loads((tmp_path / f"{stem}.json").read_text())
     rows = {r["method"]: r for r in report["rows"]}

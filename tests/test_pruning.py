@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import driver, presets, pruning
-from dsa_jax.config import PruneConfig
+from dsa_jax.config import PruneConfig, apply_overrides
 from dsa_jax.train import make_program
 
 from conftest import QUICK_RUN
@@ -168,9 +168,10 @@ def test_ties_break_deterministically():
     np.testing.assert_array_equal(masks["k"]["kernel"], [0, 0, 0, 1, 1, 1])
 
 
-def mode_program(mode, schedule="constant", target=0.5):
+def mode_program(mode, scope="global", schedule="constant", target=0.5):
     config = presets.get("quick")
-    config = dataclasses.replace(config, prune=dataclasses.replace(config.prune, schedule=schedule, target=target, mode=mode))
+    prune = dataclasses.replace(config.prune, schedule=schedule, target=target, mode=mode, scope=scope)
+    config = dataclasses.replace(config, prune=prune)
     return config, make_program(config)
 
 
@@ -178,13 +179,25 @@ def kernel(state):
     return np.asarray(state.learner.actor_params["params"]["lstm2"]["recurrent_kernel"])
 
 
+def assert_each_kernel_has_zeros(actor_params, sparsity: float):
+    """Every kernel of every agent ``[N, ...]`` holds exactly floor(s * its size) zeros."""
+    kernels = [(path, leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(actor_params) if pruning.is_prunable(path)]
+    assert len(kernels) == 5  # lstm1, lstm2 (input, recurrent), head
+    for path, leaf in kernels:
+        zeros = (np.asarray(leaf).reshape(leaf.shape[0], -1) == 0).sum(axis=1)
+        np.testing.assert_array_equal(zeros, math.floor(sparsity * leaf[0].size), err_msg=jax.tree_util.keystr(path))
+
+
 def test_regrow_pruned_weights_grow_back():
-    config, program = mode_program("regrow")
+    """Regrow mode, ranked layer by layer (``prune.scope=layerwise``) in a training iteration."""
+    config, program = mode_program("regrow", scope="layerwise")
     state = program.init(jax.random.key(0))
     start = int(state.schedule.start)
     state = state.replace(iteration=jnp.int32(start))
     iterate = jax.jit(program.iteration)
     pruned, metrics = iterate(state)  # a pruning step at s = 0.5
+    assert_each_kernel_has_zeros(pruned.learner.actor_params, 0.5)
+    assert_each_kernel_has_zeros(program.deploy(pruned), 0.5)
     zero = kernel(pruned) == 0
     assert zero.mean() > 0.3
     np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)
@@ -235,29 +248,37 @@ def test_deployed_actor_sparsity_equals_scheduled_target(harmonic_run):
     np.testing.assert_allclose(result.metrics.train.sparsity_measured[:, -1], deployed, atol=1e-6)
 
 
-def test_multi_scheduler_run_has_no_cross_talk_and_equals_a_plain_run(harmonic_run):
-    config, harmonic = harmonic_run
-    linear_prune = dataclasses.replace(config.prune, schedule="linear")
+# 4 schedules x 2 seeds, 20 iterations in chunks of 10: the shape of test_sweep.py's grid, so the
+# variants share that compiled program (and the plain run that of its separate runs).
+VARIANTS = apply_overrides(QUICK_RUN, ["train.iterations=20"])
+
+
+def test_multi_scheduler_run_has_no_cross_talk_and_equals_a_plain_run():
+    config = VARIANTS
+    prunes = [dataclasses.replace(config.prune, schedule=kind) for kind in ("linear", "harmonic", "polynomial", "cosine")]
+    assert prunes[1] == config.prune
     seeds = config.train.seeds
     part = lambda result, index: jax.tree.map(lambda x: x[index * seeds : (index + 1) * seeds], result.metrics)  # noqa: E731
-    together = driver.train_variants(config, [linear_prune, config.prune], progress=False)
-    # In the other order, in a program of the same shape: each variant's numbers do not depend
-    # on its place or its neighbour, bit for bit (mixing between runs that is symmetric in the
+    together = driver.train_variants(config, prunes, progress=False)
+    # In the reverse order, in a program of the same shape: each variant's numbers do not depend
+    # on its place or its neighbours, bit for bit (mixing between runs that is symmetric in the
     # order is caught below, against the plain run that has no neighbour).
-    swapped = driver.train_variants(config, [config.prune, linear_prune], progress=False)
-    for index in range(2):
-        for a, b in zip(jax.tree.leaves(part(together, index)), jax.tree.leaves(part(swapped, 1 - index)), strict=True):
+    swapped = driver.train_variants(config, prunes[::-1], progress=False)
+    for index in range(len(prunes)):
+        for a, b in zip(jax.tree.leaves(part(together, index)), jax.tree.leaves(part(swapped, 3 - index)), strict=True):
             np.testing.assert_array_equal(a, b)
     # Against a plain single-scheduler run (a program of another batch size, where XLA may
     # order float sums differently): same schedule, same deployed sparsity, and the same
     # numbers to float rounding before pruning decisions can amplify the last bits.
+    harmonic = driver.train_seeds(config, progress=False)
     np.testing.assert_array_equal(part(together, 1).train.sparsity_scheduled, harmonic.metrics.train.sparsity_scheduled)
     np.testing.assert_array_equal(part(together, 1).eval.sparsity_deployed, harmonic.metrics.eval.sparsity_deployed)
     early = slice(0, config.train.iterations // 2)
     np.testing.assert_allclose(
         part(together, 1).train.actor_loss[:, early], harmonic.metrics.train.actor_loss[:, early], rtol=1e-4, atol=1e-6
     )
-    assert not np.array_equal(part(together, 0).train.sparsity_scheduled, harmonic.metrics.train.sparsity_scheduled)
+    for index in (0, 2, 3):
+        assert not np.array_equal(part(together, index).train.sparsity_scheduled, harmonic.metrics.train.sparsity_scheduled)
 
 
 def test_variants_must_share_mode_and_scope():
