@@ -210,8 +210,9 @@ def test_exported_actor_matches_flax_over_episodes(exported):
     model = driver.make_program(run.config).model
     seed_state = run.seed_state(1)
     cfg = dataclasses.replace(run.config.ppo, num_envs=4)
-    traj = ppo.rollout(jax.random.key(7), model, params, seed_state.learner.critic_params, run.config.env, cfg)
-    flax_probs = np.asarray(jax.nn.softmax(model.actor_unroll(params, traj.obs), axis=-1))  # [T, B, N, A]
+    rollout = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))  # one compilation, not one per operation
+    traj = rollout(jax.random.key(7), model, params, seed_state.learner.critic_params, run.config.env, cfg)
+    flax_probs = np.asarray(jax.jit(lambda p, o: jax.nn.softmax(model.actor_unroll(p, o), axis=-1))(params, traj.obs))  # [T, B, N, A]
     obs = np.asarray(traj.obs)
     worst = 0.0
     for agent in range(run.config.env.num_users):

@@ -2,6 +2,7 @@
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -40,18 +41,23 @@ def problem(draw, max_users=5, max_channels=4):
     return weights, busy
 
 
+# Jitted as the environment runs them: one compilation per problem shape, not one per operation.
+brute_force = jax.jit(O.optimum_brute_force)
+assignment = jax.jit(O.optimum_assignment)
+
+
 @given(problem())
 def test_enumeration_equals_python_brute_force(case):
     weights, busy = case
-    got = float(O.optimum_brute_force(jnp.asarray(weights), jnp.asarray(busy)))
+    got = float(brute_force(weights, busy))
     assert got == pytest.approx(python_brute_force(weights, busy), rel=1e-5, abs=1e-5)
 
 
 @given(problem())
 def test_assignment_equals_brute_force_where_both_run(case):
     weights, busy = case
-    brute = float(O.optimum_brute_force(jnp.asarray(weights), jnp.asarray(busy)))
-    hungarian = float(O.optimum_assignment(jnp.asarray(weights), jnp.asarray(busy)))
+    brute = float(brute_force(weights, busy))
+    hungarian = float(assignment(weights, busy))
     assert hungarian == pytest.approx(brute, rel=1e-5, abs=1e-5)
 
 
@@ -61,7 +67,7 @@ def test_assignment_equals_scipy_at_sizes_too_large_to_enumerate(case):
     weights, busy = case
     free = np.where(busy[None, :], 0.0, weights)
     rows, cols = linear_sum_assignment(free, maximize=True)
-    got = float(O.optimum_assignment(jnp.asarray(weights), jnp.asarray(busy)))
+    got = float(assignment(weights, busy))
     assert got == pytest.approx(float(free[rows, cols].sum()), rel=1e-5, abs=1e-5)
 
 

@@ -123,12 +123,13 @@ def first_rollout(request):
     with difference credit (per-agent rewards and values)."""
     config = apply_overrides(CONFIG, request.param + ["env.pu_mode=iid", "env.pu_prob=0.3"])
     program = make_program(config)
-    state = program.init(jax.random.key(0))
-    learner = state.learner
-    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))(
-        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo
-    )
+    learner = jax.jit(program.init)(jax.random.key(0)).learner
+    traj = rollout(jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, True)
     return config, program, learner, traj
+
+
+# ppo.rollout compiled once per model, env, PPO config and rule set (interference on or off)
+rollout = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))
 
 
 def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout):
@@ -138,9 +139,7 @@ def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout
     assert on == [False, False, True, True]
     assert bool(ppo.interference_on(ppo.Hyper.from_config(config.ppo), jnp.int32(0), 60))  # solo_frac 0: always
     # a solo rollout: users that pick the same free channel both get ACK, never NACK
-    solo = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))(
-        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, False
-    )
+    solo = rollout(jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, False)
     feedback = np.asarray(solo.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)
     actions = np.asarray(solo.actions[:-1])
     shared = np.array([[[(a > 0) and (row == a).sum() > 1 for a in row] for row in episode] for episode in actions])
@@ -255,9 +254,7 @@ def test_hidden_state_resets_at_episode_start(first_rollout):
     np.testing.assert_array_equal(traj.obs[0], jnp.broadcast_to(traj.obs[0, :1], traj.obs[0].shape))
     np.testing.assert_allclose(logits[0], jnp.broadcast_to(logits[0, :1], logits[0].shape), atol=1e-6)
     # a second rollout (different key) starts from the same first-slot distribution too
-    second = ppo.rollout(
-        jax.random.key(9), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo
-    )
+    second = rollout(jax.random.key(9), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, True)
     same = (second.actions[0] == traj.actions[0]) & (second.temperature[0] == traj.temperature[0])[:, None]
     assert bool(same.any())
     np.testing.assert_allclose(second.log_probs[0][same], traj.log_probs[0][same], atol=1e-6)

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -57,9 +58,11 @@ def test_trained_agents_are_independent(trained):
     params = jax.tree.map(lambda x: x[0], state.learner.actor_params)  # seed 0: [N, ...]
     model, n = make_program(CONFIG).model, CONFIG.env.num_users
     obs = jax.random.uniform(jax.random.key(0), (5, 3, n, CONFIG.env.obs_dim))
+    # the gradient of agent j's summed logits, for every j in one compiled call: leaves [N (j), N, ...]
+    output_of = lambda p, j: jnp.sum(model.actor_unroll(p, obs) * jax.nn.one_hot(j, n)[:, None])  # noqa: E731
+    per_output = jax.jit(jax.vmap(jax.grad(output_of), in_axes=(None, 0)))(params, jnp.arange(n))
     for j in range(n):
-        grads = jax.grad(lambda p: model.actor_unroll(p, obs)[:, :, j].sum())(params)  # noqa: B023
-        for leaf in jax.tree.leaves(grads):
+        for leaf in jax.tree.leaves(jax.tree.map(lambda x: x[j], per_output)):  # noqa: B023
             others = np.delete(np.asarray(leaf), j, axis=0)
             assert np.all(others == 0.0) and np.any(np.asarray(leaf[j]) != 0.0)
 
