@@ -159,23 +159,6 @@ def test_pai_masks_differ_and_hit_sparsity(structure):
         assert all(np.all(np.asarray(b) == 1) for b in biases)
 
 
-def test_pai_masks_stay_fixed_and_agents_see_masked_shared_weights():
-    program = make_program(PAI)
-    state = program.init(jax.random.key(0))
-    iteration = jax.jit(program.iteration)
-    later = state
-    for _ in range(3):
-        later, metrics = iteration(later)
-    assert jax.tree.all(jax.tree.map(jnp.array_equal, later.masks, state.masks))
-    assert not jax.tree.all(jax.tree.map(jnp.array_equal, later.learner.actor_params, state.learner.actor_params))
-    deployed = program.deploy(later)
-    expected = jax.tree.map(lambda w, m: w[None] * m, later.learner.actor_params, later.masks)
-    assert jax.tree.all(jax.tree.map(jnp.array_equal, deployed, expected))
-    effective = jax.vmap(pruning.measured_sparsity)(deployed)
-    np.testing.assert_allclose(metrics.sparsity_measured, effective)
-    assert float(effective.min()) >= 0.5
-
-
 def test_pai_shared_gradient_is_sum_of_agent_gradients():
     program = make_program(PAI)
     state = program.init(jax.random.key(0))
@@ -199,10 +182,56 @@ def test_pai_shared_gradient_is_sum_of_agent_gradients():
 
 # --- through the driver ---------------------------------------------------------------------------
 
+# One run directory per algorithm, 20 iterations in chunks of 10, each with what only a real
+# training run exercises: DRQN the dueling head (test_pruning.py trains IAGC ranked layer by
+# layer); IAGC pruned, in the shape of test_sweep.py's separate runs, whose compiled program it
+# shares; ALOHA and the static policy with enough episodes for their closed forms.
+ROUND_TRIPS = {
+    "iagc": ["prune.schedule=harmonic", "prune.target=0.9"],
+    "drqn": ["dqn.dueling=true"],
+    "pai": [],
+    "aloha": ["train.eval_episodes=64", "train.seeds=4"],
+    "static": ["train.eval_episodes=64", "train.seeds=3", "env.num_users=4", "env.num_channels=3"],
+}
 
-def test_aloha_through_driver_matches_closed_form():
-    config = apply_overrides(QUICK, ["algo=aloha", "train.eval_episodes=64", "train.seeds=4"])
-    result = driver.train_seeds(config, progress=False)
+
+@pytest.fixture(scope="module")
+def algo_runs(tmp_path_factory):
+    """``algo_runs(algo)``: (config, run directory, result) of ``ROUND_TRIPS[algo]``, trained
+    through ``driver.run`` once per module."""
+    runs = {}
+
+    def get(algo: str):
+        if algo not in runs:
+            config = apply_overrides(QUICK, [f"algo={algo}", "train.iterations=20", "train.chunk=10"] + ROUND_TRIPS[algo])
+            out = tmp_path_factory.mktemp(algo) / "run"
+            runs[algo] = config, out, driver.run(config, out, progress=False)
+        return runs[algo]
+
+    return get
+
+
+def test_pai_masks_stay_fixed_and_agents_see_masked_shared_weights(algo_runs):
+    config, out, result = algo_runs("pai")
+    program = make_program(config)
+    drawn = jax.jit(jax.vmap(lambda seed: program.init(jax.random.key(seed)).masks))(jnp.arange(config.train.seeds))
+    first = load_run(out, step=10).state
+    assert np.all(np.asarray(result.state.iteration) == 20)
+    for earlier in (drawn, first.masks):  # the masks drawn at init, and those after 10 iterations
+        assert jax.tree.all(jax.tree.map(np.array_equal, result.state.masks, earlier))
+    assert not jax.tree.all(jax.tree.map(np.array_equal, result.state.learner.actor_params, first.learner.actor_params))
+    for seed in range(config.train.seeds):
+        deployed = program.deploy(jax.tree.map(lambda x: x[seed], result.state))  # noqa: B023
+        shared, masks = jax.tree.map(lambda x: x[seed], (result.state.learner.actor_params, result.state.masks))  # noqa: B023
+        expected = jax.tree.map(lambda w, m: w[None] * m, shared, masks)
+        assert jax.tree.all(jax.tree.map(jnp.array_equal, deployed, expected))
+        effective = jax.vmap(pruning.measured_sparsity)(deployed)
+        np.testing.assert_allclose(result.metrics.train.sparsity_measured[seed, -1], effective)
+        assert float(effective.min()) >= 0.5
+
+
+def test_aloha_through_driver_matches_closed_form(algo_runs):
+    config, _, result = algo_runs("aloha")
     outcome = result.metrics.eval.outcome
     returns = np.asarray(outcome.eval_return)  # [S, E], each a mean over 64 episodes
     expected = aloha_expected_reward(config.env, optimal_q(config.env)) * config.env.horizon
@@ -213,9 +242,8 @@ def test_aloha_through_driver_matches_closed_form():
     assert result.metrics.train.train_return.shape == (4, config.train.iterations)
 
 
-def test_static_through_driver_matches_closed_form_and_never_collides():
-    config = apply_overrides(QUICK, ["algo=static", "train.eval_episodes=64", "train.seeds=3", "env.num_users=4", "env.num_channels=3"])
-    result = driver.train_seeds(config, progress=False)
+def test_static_through_driver_matches_closed_form_and_never_collides(algo_runs):
+    config, _, result = algo_runs("static")
     outcome = result.metrics.eval.outcome
     returns = np.asarray(outcome.eval_return)  # [S, E], each a mean over 64 episodes
     expected = static_expected_reward(config.env) * config.env.horizon
@@ -228,27 +256,15 @@ def test_static_through_driver_matches_closed_form_and_never_collides():
     assert np.all(np.asarray(result.metrics.eval.sparsity_deployed) == 0)
 
 
-# Every algorithm, DRQN with the dueling head (an option only a real training run exercises;
-# test_pruning.py trains IAGC ranked layer by layer), IAGC pruned, 20 iterations in chunks of 10:
-# the shape of the separate runs of test_sweep.py, whose compiled program IAGC's run shares.
-ROUND_TRIPS = {
-    "iagc": ["prune.schedule=harmonic", "prune.target=0.9"],
-    "drqn": ["dqn.dueling=true"],
-    "pai": [],
-    "aloha": [],
-    "static": [],
-}
-
-
 @pytest.mark.parametrize("algo", list(ROUND_TRIPS))
-def test_algos_write_the_same_run_directory_and_checkpoint(algo, tmp_path):
-    config = apply_overrides(QUICK, [f"algo={algo}", "train.iterations=20", "train.chunk=10"] + ROUND_TRIPS[algo])
-    result = driver.run(config, tmp_path / algo, progress=False)
-    names = sorted(p.name for p in (tmp_path / algo).iterdir())
+def test_algos_write_the_same_run_directory_and_checkpoint(algo, algo_runs):
+    config, out, result = algo_runs(algo)
+    names = sorted(p.name for p in out.iterdir())
     assert names == ["checkpoints", "config.json", "metrics.csv", "metrics.npz", "sparsity.png", "training.png"]
     # the static policy sits beside ALOHA and the genie in metrics.csv and the summary
-    static = 2 * 5.5 * config.env.horizon  # min(N, K) users alone on a channel, E[SNR] = 5.5
-    with open(tmp_path / algo / "metrics.csv") as handle:
+    env = config.env
+    static = min(env.num_users, env.num_channels) * 5.5 * env.horizon  # users alone on a channel, E[SNR] = 5.5
+    with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == config.train.seeds * (config.train.iterations // config.train.eval_every + 1)
     assert all(float(row["static_return"]) == pytest.approx(static) for row in rows)
@@ -256,8 +272,8 @@ def test_algos_write_the_same_run_directory_and_checkpoint(algo, tmp_path):
     assert summary["static_return"] == pytest.approx(static)
     final = np.asarray(result.metrics.eval.outcome.eval_return[:, -1]).mean()
     assert summary["ratio_to_static"] == pytest.approx(final / static, rel=1e-6)
-    assert CheckpointStore(tmp_path / algo).steps() == [10, 20]
-    loaded = load_run(tmp_path / algo)
+    assert CheckpointStore(out).steps() == [10, 20]
+    loaded = load_run(out)
     for got, want in zip(jax.tree.leaves(loaded.state), jax.tree.leaves(result.state), strict=True):
         if not jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key):
             np.testing.assert_array_equal(got, want)
