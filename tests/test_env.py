@@ -1,6 +1,7 @@
 """The environment's rules on hand-built states, its determinism and its invariants."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -253,16 +254,24 @@ def numpy_slot_reward(actions, busy, weights) -> float:
     return total
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def one_slot(params, seed, busy, actions):
+    """A fresh episode's SNRs with the PU state ``busy`` ``[K]``, one slot of ``actions`` ``[N]``:
+    (reward, info, reward weights ``[N, K]``), in one compiled call per ``params``."""
+    _, state = E.reset(jax.random.key(seed), params)
+    state = state.replace(pu_busy=busy)
+    _, _, reward, _, info = E.step(jax.random.key(seed + 1), state, actions, params)
+    return reward, info, E.reward_weights(state.snr, params)
+
+
 @given(random_slot())
 def test_slot_invariants(case):
     params, actions, busy, seed = case
-    _, state = E.reset(jax.random.key(seed), params)
-    state = state.replace(pu_busy=jnp.array(busy))
     actions = jnp.array(actions, jnp.int32)
-    _, _, reward, _, info = E.step(jax.random.key(seed + 1), state, actions, params)
+    reward, info, weights = one_slot(params, seed, jnp.array(busy), actions)
     success = np.asarray(info.success)
     a = np.asarray(actions)
-    weights = np.asarray(E.reward_weights(state.snr, params))
+    weights = np.asarray(weights)
     assert float(reward) <= float(info.optimum) + 1e-4 * max(1.0, float(info.optimum))
     expected = sum(weights[i, a[i] - 1] for i in range(params.num_users) if success[i])
     assert float(reward) == pytest.approx(expected, rel=1e-5, abs=1e-5)
