@@ -40,20 +40,22 @@ def pytest_configure(config):
 
 
 # The modules that take longest, longest first (their seconds of test time in one full run on
-# the 2-core CI machine, two workers, 2026-12-02, at ae1afcf). xdist (--dist loadfile
+# the 2-core CI machine, two workers, 2026-12-02, at 1801cfc). xdist (--dist loadfile
 # --no-loadscope-reorder) hands whole modules to whichever worker is free, in collection order;
 # ordered by their number of tests (xdist's default), long modules came late, and one worker ran
 # them alone while the other idled. The rest follow in file order.
 LONGEST_FIRST = [
-    "test_baselines.py",  # 111
-    "test_ppo.py",  # 82
-    "test_sharding.py",  # 69
-    "test_train.py",  # 60
-    "test_pruning.py",  # 54
-    "test_checkpoint.py",  # 49
-    "test_experiments.py",  # 39
-    "test_env.py",  # 34
-    "test_sweep.py",  # 25
+    "test_baselines.py",  # 88
+    "test_sharding.py",  # 66
+    "test_ppo.py",  # 59
+    "test_checkpoint.py",  # 58
+    "test_train.py",  # 46
+    "test_pruning.py",  # 41
+    "test_sweep.py",  # 35
+    "test_experiments.py",  # 32
+    "test_env.py",  # 29
+    "test_aloha_and_metrics.py",  # 23
+    "test_notebook.py",  # 22
 ]
 
 

@@ -37,12 +37,16 @@ def test_double_dqn_targets_by_hand():
 
 
 def test_dueling_head_folds_into_a_plain_head():
-    net = RecurrentNet(5, 8, 4)  # value + 3 advantages
-    params = net.init(jax.random.key(0), zero_carry((), 8), jnp.zeros(5))
-    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape), params)
-    xs = jax.random.normal(jax.random.key(2), (6, 2, 5))
-    dueling_q = drqn.q_values(net.apply(params, xs, method=RecurrentNet.unroll), dueling=True)
-    plain = RecurrentNet(5, 8, 3).apply(drqn.fold_dueling_head(params), xs, method=RecurrentNet.unroll)
+    @jax.jit  # one compilation, not one per operation
+    def both_heads():
+        net = RecurrentNet(5, 8, 4)  # value + 3 advantages
+        params = net.init(jax.random.key(0), zero_carry((), 8), jnp.zeros(5))
+        params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape), params)
+        xs = jax.random.normal(jax.random.key(2), (6, 2, 5))
+        dueling_q = drqn.q_values(net.apply(params, xs, method=RecurrentNet.unroll), dueling=True)
+        return RecurrentNet(5, 8, 3).apply(drqn.fold_dueling_head(params), xs, method=RecurrentNet.unroll), dueling_q
+
+    plain, dueling_q = both_heads()
     np.testing.assert_allclose(plain, dueling_q, rtol=1e-5, atol=1e-6)
 
 
@@ -78,11 +82,12 @@ def test_epsilon_zero_is_argmax_and_users_with_same_history_act_alike():
     net = RecurrentNet(obs_dim, 16, 3)
     params = net.init(jax.random.key(0), zero_carry((), 16), jnp.zeros(obs_dim))
     act, init_carry = drqn.epsilon_greedy(net, params, jnp.float32(0.0), False, num_agents)
+    act, apply = jax.jit(act), jax.jit(net.apply)
     carry = init_carry()
     history = jax.random.normal(jax.random.key(1), (5, obs_dim))
     for t in range(5):
         obs = jnp.stack([history[t], history[t], jax.random.normal(jax.random.key(t + 10), (obs_dim,))])
-        expected_carry, outputs = net.apply(params, carry, obs)
+        _, outputs = apply(params, carry, obs)
         carry, actions = act(jax.random.key(100 + t), carry, obs)
         np.testing.assert_array_equal(actions, jnp.argmax(outputs, axis=-1))
         assert actions[0] == actions[1]  # same observation history, same shared network
