@@ -109,6 +109,22 @@ def test_default_mesh_run_batch_and_device_errors():
     assert sharding.vmap_width(ONE_DEVICE) == 3
 
 
+def test_vmapped_groups_pad_the_last_group_and_trace_a_run_once():
+    """5 runs in groups of 3 on one device: every run's own result, from one traced (so one
+    compiled) copy of the per-run function, the last group padded rather than vmapped apart."""
+    traces = []
+
+    def per_run(x, y):
+        traces.append(x.shape)
+        return {"total": x.sum() + y, "twice": 2 * x}
+
+    x, y = np.arange(15, dtype=np.float32).reshape(5, 3), np.arange(5, dtype=np.float32)
+    out = sharding.over_runs(per_run, sharding.run_mesh(ONE_DEVICE, 5), 3)(x, y)
+    np.testing.assert_array_equal(out["total"], x.sum(axis=1) + y)
+    np.testing.assert_array_equal(out["twice"], 2 * x)
+    assert traces == [(3,)]  # one run's shape, traced once under vmap
+
+
 def test_padding_uneven_seed_counts_over_two_devices():
     code = textwrap.dedent("""
         import jax, numpy as np
