@@ -18,6 +18,11 @@ FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
+def without_flags(xla_flags: str, *flags: str) -> list[str]:
+    """The flags of an ``XLA_FLAGS`` string, less any setting of ``flags``."""
+    return [f for f in xla_flags.split() if not f.startswith(flags)]
+
+
 def _backend_started() -> bool:
     if "jax" not in sys.modules:
         return False

@@ -129,7 +129,7 @@ def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10, device_cou
     for devices in device_counts:
         env = dict(os.environ)
         if devices is not None and devices > jax.device_count() and jax.default_backend() == "cpu":
-            flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(_cpu_guard.DEVICE_COUNT_FLAG)]
+            flags = _cpu_guard.without_flags(env.get("XLA_FLAGS", ""), _cpu_guard.DEVICE_COUNT_FLAG)
             env["XLA_FLAGS"] = " ".join(flags + [f"{_cpu_guard.DEVICE_COUNT_FLAG}={devices}"])
         run_config = dataclasses.replace(config, train=dataclasses.replace(config.train, devices=devices))
         for seeds in seed_counts:

@@ -83,12 +83,8 @@ def _map_in_groups(fn, args: tuple, batch: int, count: int):
     """
     groups = -(-count // batch)
     padded = groups * batch
-
-    def group(x):
-        x = jnp.concatenate([x, jnp.repeat(x[-1:], padded - count, axis=0)]) if padded > count else x
-        return x.reshape((groups, batch) + x.shape[1:])
-
-    outputs = jax.lax.map(lambda one: jax.vmap(fn)(*one), jax.tree.map(group, args))
+    grouped = jax.tree.map(lambda x: x.reshape((groups, batch) + x.shape[1:]), pad_runs(args, padded, jnp))
+    outputs = jax.lax.map(lambda one: jax.vmap(fn)(*one), grouped)
     return jax.tree.map(lambda y: y.reshape((padded,) + y.shape[2:])[:count], outputs)
 
 
@@ -101,12 +97,13 @@ def padded_count(num_runs: int, mesh: Mesh) -> int:
     return math.ceil(num_runs / mesh.size) * mesh.size
 
 
-def pad_runs(tree, count: int):
-    """Host arrays ``[S, ...]`` -> ``[count, ...]`` with copies of the last run appended."""
+def pad_runs(tree, count: int, xp=np):
+    """Arrays ``[S, ...]`` -> ``[count, ...]`` with copies of the last run appended: host
+    arrays with ``xp=np``, traced ones with ``xp=jax.numpy``."""
 
     def pad(x):
-        x = np.asarray(x)
-        return np.concatenate([x, np.repeat(x[-1:], count - x.shape[0], axis=0)]) if count > x.shape[0] else x
+        x = xp.asarray(x)
+        return xp.concatenate([x, xp.repeat(x[-1:], count - x.shape[0], axis=0)]) if count > x.shape[0] else x
 
     return jax.tree.map(pad, tree)
 

@@ -61,10 +61,9 @@ def test_trained_agents_are_independent(trained):
     # the gradient of agent j's summed logits, for every j in one compiled call: leaves [N (j), N, ...]
     output_of = lambda p, j: jnp.sum(model.actor_unroll(p, obs) * jax.nn.one_hot(j, n)[:, None])  # noqa: E731
     per_output = jax.jit(jax.vmap(jax.grad(output_of), in_axes=(None, 0)))(params, jnp.arange(n))
-    for j in range(n):
-        for leaf in jax.tree.leaves(jax.tree.map(lambda x: x[j], per_output)):  # noqa: B023
-            others = np.delete(np.asarray(leaf), j, axis=0)
-            assert np.all(others == 0.0) and np.any(np.asarray(leaf[j]) != 0.0)
+    for leaf in jax.tree.leaves(per_output):
+        for j, grads in enumerate(np.asarray(leaf)):  # grads [N, ...]: every agent's, from j's output
+            assert np.all(np.delete(grads, j, axis=0) == 0.0) and np.any(grads[j] != 0.0)
 
 
 def test_metric_shapes_and_eval_schedule(trained):
@@ -126,8 +125,8 @@ GUARD_SCRIPT = textwrap.dedent(
 
 def test_cpu_hang_guard_lets_vmapped_training_finish(trained):  # trained: compiled here first
     # without the guard's flags (it must add them), with the rest (the suite's compiler flags)
-    guards = (_cpu_guard.FLAG, _cpu_guard.DEVICE_COUNT_FLAG)
-    env = dict(os.environ, XLA_FLAGS=" ".join(f for f in os.environ["XLA_FLAGS"].split() if not f.startswith(guards)))
+    flags = _cpu_guard.without_flags(os.environ["XLA_FLAGS"], _cpu_guard.FLAG, _cpu_guard.DEVICE_COUNT_FLAG)
+    env = dict(os.environ, XLA_FLAGS=" ".join(flags))
     out = subprocess.run([sys.executable, "-c", GUARD_SCRIPT], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
