@@ -1,0 +1,146 @@
+"""A resumable study: one run directory per row, each re-evaluated on fresh episodes.
+
+    python experiments/study.py --preset setup_c --seeds 3 --out runs/study_c \
+        --row "dense=" --row "harmonic=prune.schedule=harmonic prune.target=0.95" [--reference dense]
+
+Each ``--row NAME=OVERRIDES`` trains ``--seeds`` seeds of the preset with those space-separated
+``--set`` overrides into ``OUT/NAME`` (checkpoints every ``train.chunk`` iterations). Run the
+same command again after an interruption: a finished row is only re-read, a stopped one resumes
+from its last checkpoint, a new one starts. The final deployed actors are then evaluated on
+``--episodes`` fresh episodes (stream 1, as ``dsa-jax evaluate RUN --episodes 1024 --stream 1``).
+
+``OUT/study.json`` records, per row, the commit, the full config, the per-seed genie fractions,
+their mean and bootstrap interval, and, with ``--reference``, the *retained* ratio of the row's
+mean over the reference row's with a paired bootstrap interval over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dsa_jax import driver, presets
+from dsa_jax.checkpoint import CheckpointStore
+from dsa_jax.config import apply_overrides
+from dsa_jax.reload import evaluate_run, load_run
+from dsa_jax.stats import BOOTSTRAP_SEED
+
+RESAMPLES = 2000
+
+
+def commit() -> str:
+    """The commit of the code that runs (with ``+dirty`` when it has uncommitted changes)."""
+    here = Path(__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "dsa_jax"], cwd=here, capture_output=True, text=True)
+    return head + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def parse_row(text: str) -> tuple[str, list[str]]:
+    name, sep, overrides = text.partition("=")
+    if not sep or not name or "/" in name:
+        raise SystemExit(f"--row {text!r} is invalid: must look like NAME=key=value key=value (NAME without '/')")
+    return name, overrides.split()
+
+
+def saved_step(run_dir: Path) -> int | None:
+    """The newest checkpoint's step in ``run_dir``, or None when it has none."""
+    if not (run_dir / "checkpoints").exists():
+        return None
+    store = CheckpointStore(run_dir)
+    try:
+        steps = store.steps()
+    finally:
+        store.close()
+    return max(steps) if steps else None
+
+
+def train_row(run_dir: Path, config) -> float:
+    """Train (or resume, or skip) one row; returns the wall seconds spent training now."""
+    step = saved_step(run_dir)
+    if step == config.train.iterations:
+        return 0.0
+    start = time.perf_counter()
+    driver.run(config, run_dir, progress=False, resume=step is not None, overwrite=step is None)
+    return time.perf_counter() - start
+
+
+def mean_interval(x: np.ndarray) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean over seeds ``x`` ``[S]``."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = x[rng.integers(0, x.size, (RESAMPLES, x.size))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Bootstrap interval of mean(x) / mean(ref), resampling seeds jointly (same seeds)."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.integers(0, x.size, (RESAMPLES, x.size))
+    ratios = x[draws].mean(axis=1) / ref[draws].mean(axis=1)
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def evaluate_row(run_dir: Path, episodes: int) -> dict:
+    run = load_run(run_dir)
+    _, table = evaluate_run(run, episodes, stream=1)
+    fractions = np.asarray(table["genie_fraction"], np.float64)
+    low, high = mean_interval(fractions)
+    return {
+        "step": run.step,
+        "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
+        "genie_fraction_mean": round(float(fractions.mean()), 4),
+        "genie_fraction_std": round(float(fractions.std()), 4),
+        "genie_fraction_ci95": [round(low, 4), round(high, 4)],
+        "eval_return_mean": round(float(np.mean(table["eval_return"])), 2),
+        "sparsity_deployed": round(float(np.mean(table["sparsity_deployed"])), 4),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="setup_c")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=1024)
+    parser.add_argument("--row", action="append", required=True, help="NAME=space-separated overrides; repeatable")
+    parser.add_argument("--reference", default=None, help="the row that 'retained' divides by (e.g. dense)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    rows = dict(parse_row(text) for text in args.row)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    study_file = out / "study.json"
+    records = json.loads(study_file.read_text()) if study_file.exists() else {}
+    for name, overrides in rows.items():
+        config = apply_overrides(presets.get(args.preset), overrides + [f"train.seeds={args.seeds}"])
+        if name in records and records[name]["config"] == config.to_dict():
+            continue
+        wall = train_row(out / name, config)
+        record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": commit(),
+                  "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
+                  **evaluate_row(out / name, args.episodes)}
+        records[name] = record
+        study_file.write_text(json.dumps(records, indent=2))
+        print(json.dumps({k: record[k] for k in ("row", "genie_fraction_per_seed", "genie_fraction_mean",
+                                                 "train_wall_s")}), flush=True)
+    if args.reference in records:
+        ref = np.asarray(records[args.reference]["genie_fraction_per_seed"])
+        for record in records.values():
+            x = np.asarray(record["genie_fraction_per_seed"])
+            if x.size == ref.size:
+                record["retained"] = round(float(x.mean() / ref.mean()), 4)
+                record["retained_ci95"] = [round(v, 4) for v in ratio_interval(x, ref)]
+        study_file.write_text(json.dumps(records, indent=2))
+    print(f"{'row':<24} {'mean':>7} {'std':>7} {'retained':>9}  per seed")
+    for record in records.values():
+        retained = record.get("retained")
+        print(f"{record['row']:<24} {record['genie_fraction_mean']:>7.4f} {record['genie_fraction_std']:>7.4f} "
+              f"{'' if retained is None else f'{retained:.4f}':>9}  {record['genie_fraction_per_seed']}")
+
+
+if __name__ == "__main__":
+    main()
