@@ -87,7 +87,7 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     init_args = driver.traced_init_args(config, [config], seeds)
     state, _ = driver.start_runs(program, np.arange(seeds), init_args, mesh, batch)
     run = sharding.over_runs(
-        lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=iterations), mesh, batch
+        lambda s: jax.lax.scan(lambda s, _: program.step(s), s, length=iterations), mesh, batch
     )
     start = time.perf_counter()
     compiled = run.lower(state).compile()

@@ -133,6 +133,17 @@ class CheckpointStore:
         self._manager.wait_until_finished()
         return step
 
+    def saved_config(self) -> Config:
+        """The config saved with the latest checkpoint (without restoring its state)."""
+        steps = self.steps()
+        if not steps:
+            raise CheckpointError(f"{self.run_dir} has no checkpoint (looked in {self.directory})")
+        try:
+            meta = self._manager.restore(steps[-1], args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        except Exception as err:  # Orbax raises many types for unreadable data
+            raise CheckpointError(f"checkpoint step {steps[-1]} in {self.directory} is unreadable ({_first_line(err)})") from err
+        return Config.from_dict(meta["config"])
+
     def restore(self, step: int | None = None, fallback: bool = False, mesh=None) -> Checkpoint:
         """Restore ``step`` (default: the latest), onto any device count: split over ``mesh``
         when the run count divides evenly, else onto the first local device.
@@ -140,9 +151,11 @@ class CheckpointStore:
         A step that cannot be read raises ``CheckpointError`` naming it; with ``fallback`` the
         newest older step that reads cleanly is used instead.
         """
+        if not self.run_dir.is_dir():
+            raise CheckpointError(f"run directory {self.run_dir} does not exist")
         steps = self.steps()
         if not steps:
-            raise CheckpointError(f"{self.run_dir} has no checkpoint (looked in {self.directory})")
+            raise CheckpointError(self._why_no_checkpoint())
         if step is not None and step not in steps:
             raise CheckpointError(f"checkpoint step {step} not in {self.directory}; saved steps: {steps}")
         wanted = steps[-1] if step is None else step
@@ -181,6 +194,16 @@ class CheckpointStore:
         added = {name: ADDED_STATE_FIELDS[name](config, meta["num_runs"]) for name in missing}
         state = state.replace(**jax.device_put(added, placement(meta["num_runs"], mesh)))
         return Checkpoint(step=step, config=config, state=state, metrics=metrics)
+
+    def _why_no_checkpoint(self) -> str:
+        """Why a directory has nothing to restore, and what to do about it."""
+        sweep = sorted(p.name for p in self.run_dir.glob("p[0-9][0-9][0-9]") if (p / CHECKPOINTS).is_dir())
+        if sweep:
+            return f"{self.run_dir} is a sweep directory: name one grid point's run directory, e.g. {self.run_dir / sweep[0]}"
+        if (self.run_dir / "config.json").is_file():
+            return (f"{self.run_dir} has no checkpoint yet (it was stopped before its first one); start it again with "
+                    f"dsa-jax train --out {self.run_dir} and the same settings")
+        return f"{self.run_dir} has no checkpoint (looked in {self.directory})"
 
     def set_aside(self, after_step: int) -> list[int]:
         """Move steps newer than ``after_step`` to ``RUN/broken_checkpoints/`` (kept, not deleted)."""

@@ -1,17 +1,21 @@
-"""``dsa-jax``: train (and resume), sweep, evaluate, export, compare, bench."""
+"""dsa-jax: train (and resume), sweep, evaluate, inspect, export, compare, bench, config."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from importlib import metadata
+from pathlib import Path
 
 from dsa_jax import presets
 from dsa_jax.bench import ENV_BATCHES
 from dsa_jax.config import apply_overrides
 from dsa_jax.interrupt import RunInterrupted
+from dsa_jax.validation import check_int, check_real
 
 DEFAULT_PRESET = "setup_a"
+UINT32_MAX = 2**32 - 1
 
 
 def _config(args, base=None):
@@ -22,6 +26,8 @@ def _config(args, base=None):
         config = apply_overrides(config, list(presets.learner(args.learner)))
     if getattr(args, "seeds", None) is not None:
         config = apply_overrides(config, [f"train.seeds={args.seeds}"])
+    if getattr(args, "first_seed", None) is not None:
+        config = apply_overrides(config, [f"train.first_seed={args.first_seed}"])
     return apply_overrides(config, args.set or [])
 
 
@@ -34,14 +40,15 @@ def cmd_train(args) -> int:
     if args.resume and args.out and args.out != args.resume:
         raise ValueError(f"--out = {args.out!r} is invalid with --resume: a resumed run stays in {args.resume}")
     out = args.resume or args.out or f"runs/{args.preset or DEFAULT_PRESET}"
-    config = _config(args, rundir.read_config(out) if args.resume else None)
+    config = _config(args, rundir.saved_config(out) if args.resume else None)
     with StopRequest() as stop:
         result = driver.run(
             config, out, not args.quiet, resume=bool(args.resume), overwrite=args.overwrite,
             fallback=args.fallback, stop=stop, tensorboard=args.tensorboard,
         )
-    print(json.dumps(rundir.summary(config, result.metrics), indent=2))
-    print(f"run directory: {out}")
+    if result.timing.get("resumed_complete"):
+        print(f"{out} was already complete at iteration {config.train.iterations}: nothing to train")
+    print(rundir.summary_table(config, result.metrics, out, result.timing))
     return 0
 
 
@@ -50,6 +57,8 @@ def cmd_sweep(args) -> int:
 
     config = _config(args)
     grid = sweep.parse_grid(args.grid or [])
+    if args.out is None:
+        raise ValueError("--out is required: the sweep directory (a run directory per grid point and sweep.*)")
     points, records = sweep.run_sweep(config, grid, args.out, not args.quiet, overwrite=args.overwrite)
     print(sweep.summary_table(records, list(grid)))
     print(f"{len(points)} grid points x {config.train.seeds} seeds; run directories {args.out}/p000 .. "
@@ -60,17 +69,23 @@ def cmd_sweep(args) -> int:
 def cmd_evaluate(args) -> int:
     from dsa_jax.reload import evaluate_run, load_run
 
-    run = load_run(args.run_dir, args.step, fallback=args.fallback)
+    check_int("--stream", args.stream, 0, UINT32_MAX)
+    if args.episodes is not None:
+        check_int("--episodes", args.episodes, 1, 1_000_000)
+    if args.step is not None:
+        check_int("--step", args.step, 0, 10_000_000)
+    run = _load(args)
     config, table = evaluate_run(run, args.episodes, args.set or [], stream=args.stream)
     columns = ["eval_return", "eval_return_std", "genie_fraction", "success_rate", "collision_rate", "fairness"]
-    print(f"{args.run_dir} at iteration {run.step}: {config.train.eval_episodes} episodes per seed, stream {args.stream}")
+    changed = f"; environment changed: {' '.join(args.set)}" if args.set else ""
+    print(f"{args.run_dir} at iteration {run.step}: {config.train.eval_episodes} episodes per seed, stream {args.stream}{changed}")
     print(f"{'seed':>6} " + " ".join(f"{c:>15}" for c in columns) + f" {'sparsity':>9}")
     for seed in range(len(table["eval_return"])):
         values = " ".join(f"{table[c][seed]:>15.4f}" for c in columns)
         print(f"{seed:>6} {values} {table['sparsity_deployed'][seed].mean():>9.4f}")
     means = " ".join(f"{table[c].mean():>15.4f}" for c in columns)
     print(f"{'mean':>6} {means} {table['sparsity_deployed'].mean():>9.4f}")
-    out = args.json or f"{args.run_dir}/evaluation_step{run.step}_stream{args.stream}.json"
+    out = args.json or f"{args.run_dir}/{evaluation_name(run.step, args.stream, args.set or [])}"
     report = {
         "run_dir": str(args.run_dir),
         "step": run.step,
@@ -86,12 +101,45 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from dsa_jax.export import export_actors
+def evaluation_name(step: int, stream: int, overrides: list[str]) -> str:
+    """The default file of an evaluation; changed environments get their own name, so an
+    evaluation under ``--set env.pu_mode=iid`` never replaces the plain one."""
+    import hashlib
+
+    tag = "" if not overrides else "_env" + hashlib.sha256(" ".join(overrides).encode()).hexdigest()[:8]
+    return f"evaluation_step{step}_stream{stream}{tag}.json"
+
+
+def _load(args):
+    """The run at ``--step`` (default: latest); says so when ``--fallback`` took an older step."""
+    from dsa_jax.checkpoint import CheckpointStore
     from dsa_jax.reload import load_run
 
     run = load_run(args.run_dir, args.step, fallback=args.fallback)
-    out = args.out or f"{args.run_dir}/actor_seed{args.seed}.npz"
+    if args.fallback:
+        store = CheckpointStore(args.run_dir)
+        try:
+            newest = max(store.steps())
+        finally:
+            store.close()
+        wanted = newest if args.step is None else args.step
+        if run.step != wanted:
+            print(f"dsa-jax: checkpoint step {wanted} is unreadable; --fallback uses step {run.step}", file=sys.stderr)
+    return run
+
+
+def cmd_export(args) -> int:
+    import shutil
+
+    from dsa_jax import sparse_actor
+    from dsa_jax.export import export_actors
+
+    if args.step is not None:
+        check_int("--step", args.step, 0, 10_000_000)
+    out = Path(args.out or f"{args.run_dir}/actor_seed{args.seed}.npz")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out = {str(out)!r} is invalid: the file exists; choose another --out or pass --overwrite")
+    run = _load(args)
     rows = export_actors(run, args.seed, out)
     print(f"seed {args.seed} at iteration {run.step} -> {out}")
     print(f"{'agent':>6} {'dense bytes':>12} {'sparse bytes':>13} {'ratio':>7} {'dense MACs':>11} {'sparse MACs':>12}")
@@ -100,6 +148,16 @@ def cmd_export(args) -> int:
             f"{r['agent']:>6} {r['dense_bytes']:>12,} {r['sparse_bytes']:>13,} {r['sparse_bytes'] / r['dense_bytes']:>7.3f} "
             f"{r['dense_macs']:>11,} {r['sparse_macs']:>12,}"
         )
+    if any(r["sparse_bytes"] > r["dense_bytes"] for r in rows):
+        print(
+            "note: the sparse file is larger than the dense weights because these actors are barely pruned: each "
+            "nonzero costs 4 bytes of value plus its index; train with pruning (e.g. --set prune.schedule=harmonic "
+            "--set prune.target=0.95) to ship a smaller actor"
+        )
+    if args.with_runtime:
+        runtime = out.parent / "sparse_actor.py"
+        shutil.copyfile(sparse_actor.__file__, runtime)
+        print(f"runtime (NumPy only): {runtime}")
     return 0
 
 
@@ -118,6 +176,14 @@ def cmd_bench(args) -> int:
     from dsa_jax import bench
 
     config = _config(args)
+    for size in args.batches:
+        check_int("--batches", size, 1, 1 << 24)
+    for count in args.seed_counts:
+        check_int("--seed-counts", count, 1, 100_000)
+    for count in args.devices or []:
+        check_int("--devices", count, 1, 4096)
+    check_int("--iterations", args.iterations, 1, 1_000_000)
+    check_real("--seconds", args.seconds, 0.0, 3600.0, open_low=True)
     if args.what == "env":
         rows = bench.bench_env(config.env, batches=args.batches, min_seconds=args.seconds)
         header = f"{'B':>6} {'compile s':>10} {'jax steps/s':>14} {'numpy steps/s':>14} {'ratio':>7}"
@@ -145,26 +211,117 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dsa-jax", description=__doc__)
+def cmd_inspect(args) -> int:
+    import jax
+
+    from dsa_jax import behaviour, rundir
+    from dsa_jax.train import make_program
+
+    check_int("--episodes", args.episodes, 1, 1_000_000)
+    run = _load(args)
+    config = run.config
+    check_int("--skip", args.skip, 0, config.env.horizon - 1)
+    program = make_program(config)
+    if program.deploy is None:
+        raise ValueError(f"algo = {config.algo!r} cannot be inspected: it has no trained actors (iagc, pai and drqn do)")
+    seeds = range(config.train.seeds) if args.seed is None else [args.seed]
+    play = behaviour.make_player(program)
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(args.stream), 0), args.episodes)
+    out = Path(args.out or args.run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{args.run_dir} at iteration {run.step}: greedy actors on {args.episodes} fresh episodes per seed (stream {args.stream})")
+    for seed in seeds:
+        trace = jax.device_get(play(run.seed_state(seed), keys))
+        print(f"seed {seed}: {behaviour.describe(behaviour.structure(trace, config.env.num_actions, args.skip), args.skip)}")
+        figure = out / f"episode_seed{seed}.png"
+        first = jax.tree.map(lambda x: x[0], trace)
+        behaviour.episode_figure(figure, first, behaviour.episode_snr(keys[0], config.env), config.env,
+                                 f"{rundir.describe_run(config)}, seed {seed}, iteration {run.step}")
+        print(f"  one episode, slot by slot: {figure}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from dsa_jax.config import differences
+
+    config = _config(args)
+    defaults = presets.get(args.preset or DEFAULT_PRESET)
+    changed = differences(defaults, config)
+    print(f"# preset {args.preset or DEFAULT_PRESET}" + (f", changed: {', '.join(changed)}" if changed else ""))
+    print("# every field, as --set KEY=VALUE takes it")
+    for key, value in _flat(config.to_dict()).items():
+        print(f"{key}={json.dumps(value)}")
+    return 0
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+EXAMPLES = {
+    "train": """examples:
+  dsa-jax train --preset quick --out runs/quick
+  dsa-jax train --preset quick --set prune.schedule=harmonic --set prune.target=0.95 --out runs/quick_sparse
+  dsa-jax train --preset setup_a --seeds 5 --first-seed 10
+  dsa-jax train --resume runs/quick            # continue a stopped run""",
+    "sweep": """examples:
+  dsa-jax sweep --preset quick --grid prune.schedule=none,harmonic --grid prune.target=0.95 --out runs/sweep""",
+    "evaluate": """examples:
+  dsa-jax evaluate runs/quick --episodes 1024 --stream 1
+  dsa-jax evaluate runs/quick --set env.pu_mode=iid --set env.pu_prob=0.2""",
+    "inspect": """examples:
+  dsa-jax inspect runs/quick --seed 0        # channel use per user and runs/quick/episode_seed0.png""",
+    "export": """examples:
+  dsa-jax export runs/quick_sparse --seed 0 --with-runtime
+  python -c "from sparse_actor import SparseActor; a = SparseActor.load('actor_seed0.npz', 0)\"""",
+    "compare": """examples:
+  dsa-jax compare runs/dense runs/sparse --metric genie_fraction --out runs/compare""",
+    "bench": """examples:
+  dsa-jax bench env --batches 1 64
+  dsa-jax bench train --preset quick --seed-counts 1 8""",
+    "config": """examples:
+  dsa-jax config --preset setup_a
+  dsa-jax config --preset quick --set prune.schedule=harmonic""",
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its subcommands' parsers by name."""
+    parser = argparse.ArgumentParser(prog="dsa-jax", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"dsa-jax {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parsers = {}
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        parsers[name] = sub.add_parser(
+            name, help=help, description=help, epilog=EXAMPLES.get(name), allow_abbrev=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parsers[name]
 
     def common(p):
         p.add_argument("--preset", help=f"one of {', '.join(presets.names())} (default {DEFAULT_PRESET})")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+
+    def learner(p):
+        p.add_argument(
+            "--learner", choices=list(presets.LEARNERS),
+            help="default (the presets'), paper (the paper's learner) or a2c (the paper's IAGC row); --set applies after",
+        )
 
     def restoring(p):
         p.add_argument("run_dir", help="run directory")
         p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
         p.add_argument("--fallback", action="store_true", help="if the checkpoint is broken, use the newest readable one")
 
-    train = sub.add_parser("train", help="train and write a run directory")
+    train = add("train", "train and write a run directory")
     common(train)
-    train.add_argument(
-        "--learner", choices=list(presets.LEARNERS),
-        help="default (the presets'), paper (DESIGN's learner) or a2c (the paper's IAGC row); --set applies after",
-    )
+    learner(train)
     train.add_argument("--seeds", type=int, help="number of vmapped seeds (train.seeds)")
+    train.add_argument("--first-seed", type=int, help="seeds are FIRST..FIRST+SEEDS-1 (train.first_seed, default 0)")
     train.add_argument("--out", help="run directory (default runs/PRESET)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
     train.add_argument("--fallback", action="store_true", help="with --resume: skip a broken latest checkpoint")
@@ -176,40 +333,52 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--process-id", type=int, help="multi-host: this process's index (or $DSA_JAX_PROCESS_ID)")
     train.set_defaults(func=cmd_train)
 
-    sweep = sub.add_parser("sweep", help="train a grid of hyper-parameters x seeds in one compiled program")
+    sweep = add("sweep", "train a grid of hyper-parameters x seeds in one compiled program")
     common(sweep)
     sweep.add_argument(
         "--grid", action="append", metavar="KEY=V1,V2,...",
         help="values of one traced field (ppo.lr_actor, ppo.ent_coef, prune.target, ...); repeatable: the grid is their product",
     )  # fmt: skip
-    sweep.add_argument("--learner", choices=list(presets.LEARNERS), help="as for train; --set applies after")
+    learner(sweep)
     sweep.add_argument("--seeds", type=int, help="seeds per grid point (train.seeds)")
-    sweep.add_argument("--out", required=True, help="sweep directory: a run directory per point (p000, ...) and sweep.*")
+    sweep.add_argument("--first-seed", type=int, help="seeds are FIRST..FIRST+SEEDS-1 (train.first_seed, default 0)")
+    sweep.add_argument("--out", help="sweep directory: a run directory per point (p000, ...) and sweep.* (required)")
     sweep.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved run's policies on fresh episodes")
+    evaluate = add("evaluate", "evaluate a saved run's policies on fresh episodes")
     restoring(evaluate)
     evaluate.add_argument("--episodes", type=int, help="episodes per seed (default: train.eval_episodes)")
     evaluate.add_argument("--set", action="append", metavar="env.KEY=VALUE", help="change an environment field")
     evaluate.add_argument("--stream", type=int, default=0, help="0: the in-training evaluation episodes; else other ones")
-    evaluate.add_argument("--json", help="output JSON (default RUN/evaluation_step{N}_stream{S}.json)")
+    evaluate.add_argument("--json", help="output JSON (default RUN/evaluation_step{N}_stream{S}[_env{hash}].json)")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    export = sub.add_parser("export", help="write a seed's deployed sparse actors for NumPy inference")
+    inspect = add("inspect", "what a run's greedy actors do: channel use per user, and one episode slot by slot")
+    restoring(inspect)
+    inspect.add_argument("--seed", type=int, help="one seed (default: every seed)")
+    inspect.add_argument("--episodes", type=int, default=256, help="fresh episodes per seed for the channel use")
+    inspect.add_argument("--skip", type=int, default=5, help="first slots left out of the channel use (probing)")
+    inspect.add_argument("--stream", type=int, default=1, help="which fresh episodes (a key)")
+    inspect.add_argument("--out", help="folder for episode_seed{i}.png (default: the run directory)")
+    inspect.set_defaults(func=cmd_inspect)
+
+    export = add("export", "write a seed's deployed sparse actors for NumPy inference")
     restoring(export)
     export.add_argument("--seed", type=int, default=0, help="which seed's actors")
     export.add_argument("--out", help="output .npz (default RUN/actor_seed{i}.npz)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    export.add_argument("--with-runtime", action="store_true", help="also copy sparse_actor.py (NumPy only) beside it")
     export.set_defaults(func=cmd_export)
 
-    compare = sub.add_parser("compare", help="final values over seeds with IQM, intervals and P(improvement); curves")
+    compare = add("compare", "final values over seeds with IQM, intervals and P(improvement); curves")
     compare.add_argument("runs", nargs="+", help="run directories; the first is the reference")
     compare.add_argument("--metric", default="eval_return", help="eval_return (default) or genie_fraction")
     compare.add_argument("--out", default="compare", help="writes OUT.json and OUT.png (default ./compare)")
     compare.set_defaults(func=cmd_compare)
 
-    bench = sub.add_parser("bench", help="throughput benchmarks")
+    bench = add("bench", "throughput benchmarks")
     bench.add_argument("what", choices=["env", "train"])
     common(bench)
     bench.add_argument("--seconds", type=float, default=1.0, help="env: timing per batch size")
@@ -219,21 +388,38 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--devices", type=int, nargs="+", help="train: device counts (default: one per seed, up to all devices)")
     bench.add_argument("--json", help="also write the rows as JSON")
     bench.set_defaults(func=cmd_bench)
-    return parser
+
+    config = add("config", "print every config field of a preset (with --learner and --set applied)")
+    common(config)
+    learner(config)
+    config.set_defaults(func=cmd_config)
+    return parser, parsers
+
+
+def _version() -> str:
+    try:
+        return metadata.version("dsa_jax")
+    except metadata.PackageNotFoundError:
+        from dsa_jax import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, parsers = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top level's
+        parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except ValueError as err:
         print(f"dsa-jax: error: {err}", file=sys.stderr)
         return 2
     except RunInterrupted as stopped:
-        print(f"dsa-jax: {stopped}", file=sys.stderr)
+        print(f"\ndsa-jax: {stopped}", file=sys.stderr)
         return 128 + stopped.signum
     except KeyboardInterrupt:
-        print("dsa-jax: interrupted", file=sys.stderr)
+        print("\ndsa-jax: interrupted", file=sys.stderr)
         return 130
 
 

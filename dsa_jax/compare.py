@@ -9,6 +9,7 @@ the evaluation curve and the probability of improvement over the first run (``ds
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,14 @@ def load_curves(run_dir: str | Path, metric: str) -> RunCurves:
     if not path.is_file():
         raise ValueError(f"run = {str(run_dir)!r} is invalid: no {METRICS_FILE} there (not a run directory?)")
     read_config(run_dir)  # refuses a directory without a readable config.json
-    with np.load(path) as data:
-        return RunCurves(str(run_dir), data["eval_iteration"][0], data[f"eval/outcome/{metric}"])
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return RunCurves(str(run_dir), data["eval_iteration"][0], data[f"eval/outcome/{metric}"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path} is damaged ({type(err).__name__}); the run's checkpoints hold the same metrics "
+            f"(dsa_jax.load_run({str(run_dir)!r}).metrics)"
+        ) from None
 
 
 def compare(runs: list[RunCurves]) -> list[dict]:
@@ -59,10 +66,17 @@ def compare(runs: list[RunCurves]) -> list[dict]:
     return records
 
 
+def iqm_text(record: dict, digits: str = ".4g") -> str:
+    """'IQM [low, high]', or 'IQM [n/a: 1 seed]' where one seed gives no interval."""
+    if record["seeds"] < 2:
+        return f"{record['iqm']:{digits}} [n/a: 1 seed]"
+    return f"{record['iqm']:{digits}} [{record['iqm_low']:{digits}}, {record['iqm_high']:{digits}}]"
+
+
 def table(records: list[dict], metric: str) -> str:
     lines = [f"{'run':<32} {'seeds':>5} {metric + ' mean ± std':>24} {'IQM [95% CI]':>28} {'best':>10} {'AUC':>10} {'P(> first)':>10}"]
     for r in records:
-        interval = f"{r['iqm']:.4g} [{r['iqm_low']:.4g}, {r['iqm_high']:.4g}]"
+        interval = iqm_text(r)
         lines.append(
             f"{r['run'][-32:]:<32} {r['seeds']:>5} {r['mean']:>12.4g} ± {r['std']:<9.3g} {interval:>28} "
             f"{r['best']:>10.4g} {r['auc_mean']:>10.4g} {r['probability_of_improvement']:>10.2f}"
@@ -75,7 +89,8 @@ def write(out: str | Path, runs: list[RunCurves], records: list[dict], metric: s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out.with_suffix(".json"), out.with_suffix(".png")
-    json_path.write_text(json.dumps({"metric": metric, "runs": records}, indent=2))
+    json_path.write_text(json.dumps(stats.json_safe({"metric": metric, "runs": records}), indent=2, allow_nan=False))
     bands = {run.name: (run.iterations, *stats.mean_band(run.values)) for run in runs}
-    plots.method_curves(png_path, bands, {}, f"{metric}: mean and 95% band over seeds", ylabel=metric)
+    band = stats.band_label(min(run.values.shape[0] for run in runs))
+    plots.method_curves(png_path, bands, {}, f"{metric}: mean over seeds, band: {band}", ylabel=metric)
     return json_path, png_path

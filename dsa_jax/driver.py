@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import ppo, pruning, rundir, sharding, sweep
+from dsa_jax import ppo, progress, pruning, rundir, sharding, sweep
 from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
@@ -38,6 +39,29 @@ class RunResult:
     config: Config
     state: RunState
     metrics: Metrics
+    # Seconds and counts of the call that produced it: wall_s, compile_s (JAX's tracing,
+    # lowering and compilation), iterations trained, and resumed_complete (nothing was left).
+    timing: dict = field(default_factory=dict)
+
+
+COMPILE_EVENTS = "/jax/core/compile/"
+
+
+@contextlib.contextmanager
+def compile_seconds():
+    """Adds up JAX's compile-phase durations while the block runs: ``with compile_seconds() as
+    total: ...; total[0]``. A program served by the compilation cache costs only its tracing."""
+    total = [0.0]
+
+    def listen(event: str, duration: float, **_) -> None:
+        if event.startswith(COMPILE_EVENTS):
+            total[0] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield total
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
@@ -54,7 +78,12 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None, resume: Ch
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
     seeds = config.train.seeds
-    return train_runs(config, np.arange(seeds), traced_init_args(config, [config], seeds), progress, on_chunk, resume=resume)
+    return train_runs(config, run_seeds(config), traced_init_args(config, [config], seeds), progress, on_chunk, resume=resume)
+
+
+def run_seeds(config: Config) -> np.ndarray:
+    """The seeds of a run's runs ``[S]``: ``train.first_seed`` onwards."""
+    return config.train.first_seed + np.arange(config.train.seeds)
 
 
 def train_variants(config: Config, prune_configs: list[PruneConfig], progress: bool = True) -> RunResult:
@@ -81,7 +110,7 @@ def train_grid(config: Config, points: list[Config], progress: bool = True, on_c
     sweep.check_points(config, points)
     seeds = config.train.seeds
     enabled = any(p.prune.schedule != "none" for p in points) if config.algo == "iagc" else None
-    runs = np.tile(np.arange(seeds), len(points))
+    runs = np.tile(run_seeds(config), len(points))
     return train_runs(config, runs, traced_init_args(config, points, seeds), progress, on_chunk, prune_enabled=enabled)
 
 
@@ -123,24 +152,78 @@ def train_runs(
     mesh, batch = sharding.run_mesh(config, num_runs), sharding.vmap_width(config)
     placement = sharding.run_sharding(mesh)
     padded = sharding.padded_count(num_runs, mesh)
-    if resume is None:
-        state, first = start_runs(program, seeds, init_args, mesh, batch)
-        parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
-    elif padded == num_runs:  # restored onto this mesh already (see resume_point)
-        state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
-    else:
-        host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
-        state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
-    bar = tqdm(total=config.train.iterations, initial=done, disable=not progress, desc="train", unit="it")
-    for blocks in chunk_plan(config, done):
-        state, metrics = wait_ready(compiled_blocks(program, blocks, mesh, batch)(state))
-        parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
-        bar.update(blocks * config.train.eval_every)
-        bar.set_postfix(eval_return=f"{float(np.mean(parts[-1].eval.outcome.eval_return[:, -1])):.1f}")
-        if on_chunk is not None:
-            on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
-    bar.close()
-    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
+    started = time.perf_counter()
+    with compile_seconds() as compiling:
+        if resume is None:
+            state, first = start_runs(program, seeds, init_args, mesh, batch)
+            parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
+        elif padded == num_runs:  # restored onto this mesh already (see resume_point)
+            state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
+        else:
+            host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
+            state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
+        plan = chunk_plan(config, done)
+        with progress_bar(config, done, padded, progress) as bar:
+            for blocks in plan:
+                state, metrics = wait_ready(compiled_blocks(program, blocks, mesh, batch)(state))
+                parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
+                bar.chunk_done(parts[-1])
+                if on_chunk is not None:
+                    on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
+    timing = {
+        "wall_s": time.perf_counter() - started,
+        "compile_s": compiling[0],
+        "iterations": config.train.iterations - done,
+        "runs": num_runs,
+        "resumed_complete": resume is not None and not plan,
+    }
+    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts), timing)
+
+
+class ProgressBar:
+    """The training bar: moves with every iteration the compiled program reports, says
+    "compiling" until the first one, then times iterations from there (compilation left out of
+    it/s), and shows the last evaluation after every chunk."""
+
+    def __init__(self, config: Config, done: int, runs: int, enabled: bool):
+        self.runs, self.ticks, self.done, self.n = runs, 0, done, done
+        self.bar = tqdm(total=config.train.iterations, initial=done, disable=not enabled, desc="compiling", unit="it",
+                        dynamic_ncols=True)
+
+    def tick(self, count: int) -> None:
+        if self.ticks == 0:
+            self.bar.set_description("train", refresh=False)
+            self.bar.start_t = self.bar.last_print_t = time.time()  # it/s from the first iteration, not from compiling
+        self.ticks += count
+        self.advance_to(self.done + self.ticks // self.runs)
+
+    def advance_to(self, iteration: int) -> None:
+        if iteration > self.n:
+            self.bar.update(iteration - self.n)
+            self.n = iteration
+
+    def chunk_done(self, metrics: Metrics) -> None:
+        """Align with the chunk's last iteration and show its evaluation (mean over seeds)."""
+        step = int(metrics.eval_iteration[0, -1])
+        self.ticks = max(self.ticks, (step - self.done) * self.runs)
+        self.advance_to(step)
+        outcome = metrics.eval.outcome
+        self.bar.set_postfix(
+            eval_return=f"{float(np.mean(outcome.eval_return[:, -1])):.1f}",
+            genie=f"{float(np.mean(outcome.genie_fraction[:, -1])):.3f}",
+            sparsity=f"{float(np.mean(metrics.eval.sparsity_deployed[:, -1])):.2f}",
+        )
+
+
+@contextlib.contextmanager
+def progress_bar(config: Config, done: int, runs: int, enabled: bool):
+    """A ``ProgressBar`` listening to the program's iteration reports while the block runs."""
+    bar = ProgressBar(config, done, runs, enabled)
+    try:
+        with progress.listening(bar.tick):
+            yield bar
+    finally:
+        bar.bar.close()
 
 
 def start_runs(program: Program, seeds: np.ndarray, init_args: dict | None, mesh, batch: int | None):
@@ -214,9 +297,12 @@ def run(
         rundir.prepare_fresh(run_dir, config, overwrite)
     writer = RunWriter(run_dir, config)
 
+    latest: list[RunResult] = []
+
     def on_chunk(result: RunResult) -> None:
         stopping = stop is not None and stop.requested
         step = writer(result, checkpoint=stopping)
+        latest[:] = [result]
         if log is not None:
             log(result.metrics)
         if stopping and step < config.train.iterations:
@@ -224,6 +310,10 @@ def run(
 
     try:
         result = train_seeds(config, progress, on_chunk, resume=checkpoint)
+    except RunInterrupted:
+        if main_process and latest:  # a stopped run still gets its figures, up to its checkpoint
+            rundir.write_figures(run_dir, config, latest[0].metrics)
+        raise
     finally:
         writer.close()
         if log is not None:
@@ -267,6 +357,13 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Ch
             for path, values in differences(checkpoint.config, config).items()
             if path not in RESUME_FREE_FIELDS
         }
+        if "train.iterations" in conflicts:
+            saved, wanted = conflicts["train.iterations"]
+            raise ValueError(
+                f"train.iterations = {wanted!r} is invalid with --resume {run_dir}: the run was laid out for {saved} "
+                "iterations (its pruning window, solo curriculum and entropy annealing are fractions of them), so it "
+                f"cannot be extended; train a new run with --set train.iterations={wanted} (and --out elsewhere)"
+            )
         if conflicts:
             raise ValueError(
                 f"cannot resume {run_dir}: the config conflicts with its checkpoint in "
@@ -279,5 +376,5 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Ch
                   f"{run_dir / BROKEN}")
     finally:
         store.close()
-    (run_dir / rundir.CONFIG_FILE).write_text(config.to_json())
+    rundir.write_config(run_dir, config)
     return checkpoint

@@ -57,7 +57,8 @@ class EvalMetrics:
 @struct.dataclass
 class EpisodeTrace:
     """One episode slot by slot: obs ``[T, N, D]`` (what each action was chosen on), actions
-    ``[T, N]``, reward and optimum ``[T]``, success/collision/busy ``[T, N]`` bool, snr ``[T, N]``."""
+    ``[T, N]``, reward and optimum ``[T]``, success/collision/busy ``[T, N]`` bool, snr ``[T, N]``,
+    pu_busy ``[T, K]`` (which channels a primary user held in each slot)."""
 
     obs: jax.Array
     actions: jax.Array
@@ -67,6 +68,7 @@ class EpisodeTrace:
     collision: jax.Array
     busy: jax.Array
     snr: jax.Array
+    pu_busy: jax.Array
 
 
 def play_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callable[[], Any]) -> EpisodeTrace:
@@ -80,7 +82,9 @@ def play_episode(key: jax.Array, params: EnvParams, act: Act, init_carry: Callab
         policy_carry, actions = act(act_key, policy_carry, obs)
         chex.assert_shape(actions, (params.num_users,))
         next_obs, state, reward, _, info = dsa_env.step(step_key, state, actions, params)
-        record = EpisodeTrace(obs, actions, reward, info.optimum, info.success, info.collision, info.busy, info.snr)
+        record = EpisodeTrace(
+            obs, actions, reward, info.optimum, info.success, info.collision, info.busy, info.snr, info.pu_busy
+        )
         return (next_obs, state, policy_carry), record
 
     keys = jax.random.split(episode_key, params.horizon)

@@ -38,9 +38,11 @@ def training_curve(path: Path, iterations: np.ndarray, returns: np.ndarray, leve
     fig.savefig(path, dpi=120)
 
 
-def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndarray]):
+def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndarray], title: str | None = None):
     """Average sparsity over agents against iterations, one line per scheduler (Fig. 1)."""
     fig, ax = _axes()
+    if title:
+        ax.set_title(title)
     for label, values in curves.items():
         ax.plot(iterations, values, label=label)
     ax.set_xlabel("training iteration")
@@ -51,6 +53,29 @@ def sparsity_curve(path: Path, iterations: np.ndarray, curves: dict[str, np.ndar
     fig.savefig(path, dpi=120)
 
 
+# The training diagnostics ``losses.png`` shows, where an algorithm reports them (per iteration).
+LOSS_CURVES = ("actor_loss", "critic_loss", "entropy", "approx_kl", "explained_variance", "td_loss", "q_mean", "epsilon")
+
+
+def loss_curves(path: Path, iterations: np.ndarray, curves: dict[str, np.ndarray], title: str):
+    """One panel per diagnostic ``[S, I]``: mean over seeds with its range. Nothing to show
+    (ALOHA, the static policy) still writes a figure that says so, so every run has the file."""
+    fig = Figure(figsize=(9.0, 2.4 * max(1, (len(curves) + 2) // 3)))
+    axes = np.atleast_1d(fig.subplots(max(1, (len(curves) + 2) // 3), 3 if curves else 1)).ravel()
+    for ax, (name, values) in zip(axes, curves.items(), strict=False):
+        ax.plot(iterations, values.mean(axis=0), linewidth=1.0)
+        ax.fill_between(iterations, values.min(axis=0), values.max(axis=0), alpha=0.2)
+        ax.set_title(name, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes[len(curves):]:
+        ax.axis("off")
+    if not curves:
+        axes[0].text(0.5, 0.5, "no training losses: this policy is not trained", ha="center", va="center")
+    fig.suptitle(title + "  (mean over seeds, shaded: min to max)", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def method_curves(
     path: Path, bands: dict[str, tuple[np.ndarray, ...]], levels: dict[str, float], title: str,
     ylabel: str = "evaluation reward per episode",
@@ -59,7 +84,8 @@ def method_curves(
     band over seeds), with a horizontal line per reference level (Fig. 2)."""
     fig = Figure(figsize=(8.0, 5.0))
     ax = fig.subplots()
-    colors = matplotlib.colormaps["tab20"].colors  # 20 distinct colours: a table's rows do not repeat one
+    # tab10's colours are far apart; tab20 (pairs of a dark and a light shade) only when more are needed
+    colors = matplotlib.colormaps["tab10" if len(bands) <= 10 else "tab20"].colors
     for (label, (iterations, mean, low, high)), color in zip(bands.items(), colors * 2, strict=False):
         ax.plot(iterations, mean, label=label, linewidth=1.2, color=color)
         ax.fill_between(iterations, low, high, alpha=0.12, color=color)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from dsa_jax import progress
 from dsa_jax.config import Config
 from dsa_jax.evaluation import Evaluation
 
@@ -76,11 +77,16 @@ class Program(Generic[State, Train]):
     evaluate: Callable[[State], Evaluation]
     facts: Callable[[], dict] = dict
 
+    def step(self, state: State) -> tuple[State, Train]:
+        """One training iteration, reported to the host's progress bar (``progress.report``)."""
+        state, train = self.iteration(state)
+        return state.replace(iteration=progress.report(state.iteration)), train
+
     def train_blocks(self, state: State, num_blocks: int) -> tuple[State, Metrics]:
         """``num_blocks`` x (``eval_every`` iterations, then an evaluation) -> (state, Metrics)."""
 
         def block(state, _):
-            state, train = jax.lax.scan(lambda s, _: self.iteration(s), state, length=self.config.train.eval_every)
+            state, train = jax.lax.scan(lambda s, _: self.step(s), state, length=self.config.train.eval_every)
             return state, (train, self.evaluate(state), state.iteration)
 
         state, (train, evals, eval_iteration) = jax.lax.scan(block, state, length=num_blocks)

@@ -1,5 +1,18 @@
-"""Run an exported sparse actor with NumPy alone: ``SparseActor.load(path, agent)``, ``reset()``,
-``act(obs)``. This module imports nothing but NumPy, so it runs on a device without JAX.
+"""Run an exported sparse actor with NumPy alone. This file imports nothing but NumPy: copy it
+onto a device beside the exported ``.npz`` (``dsa-jax export RUN --with-runtime`` does) and
+run it there without JAX or the rest of the package.
+
+The episode loop on the device, for agent ``a`` of an exported seed::
+
+    actor = SparseActor.load("actor_seed0.npz", a)
+    actor.reset()                      # zero hidden state: the start of an episode
+    obs = actor.first_observation()    # all zeros: nothing has been heard yet
+    for slot in range(T):
+        action = actor.act(obs)        # 0 = stay idle, k = transmit on channel k
+        obs = ...                      # this slot's observation, as the environment encodes it
+                                       # (action one-hot, ACK/NACK/busy feedback, received SNR)
+
+``act`` and ``step`` advance the hidden state by one slot: call exactly one of them per slot.
 
 Format (one ``.npz`` per run seed): for agent ``a`` and each weight matrix ``W`` ``[in, out]``
 of the actor (``lstm1/input_kernel``, ``lstm1/recurrent_kernel``, ``lstm2/...``,
@@ -112,16 +125,22 @@ class SparseActor:
         self.state[index] = (c, h)
         return h
 
-    def probabilities(self, obs: np.ndarray) -> np.ndarray:
-        """One slot: observation ``[obs_dim]`` -> action probabilities ``[K+1]``; advances the state."""
+    def first_observation(self) -> np.ndarray:
+        """The observation of an episode's first slot ``[obs_dim]``: all zeros."""
+        return np.zeros(self.matrices["lstm1/input_kernel"].shape[0], np.float32)
+
+    def step(self, obs: np.ndarray) -> np.ndarray:
+        """One slot: observation ``[obs_dim]`` -> action probabilities ``[K+1]``. Advances the
+        hidden state: a second call in the same slot would act as the next slot."""
         hidden = self._lstm("lstm2", 1, self._lstm("lstm1", 0, np.asarray(obs, np.float32)))
         logits = self.matrices["head/kernel"].rmatvec(np.maximum(hidden, 0.0)) + self.biases["head/bias"]
         exp = np.exp(logits - logits.max())
         return exp / exp.sum()
 
     def act(self, obs: np.ndarray) -> int:
-        """Greedy action (0 = stay idle, k = transmit on channel k) for one slot."""
-        return int(np.argmax(self.probabilities(obs)))
+        """Greedy action (0 = stay idle, k = transmit on channel k) for one slot; advances the
+        hidden state like ``step``."""
+        return int(np.argmax(self.step(obs)))
 
     def footprint(self) -> dict:
         """Dense and sparse bytes, and multiply-accumulates per slot (dense vs sparse)."""

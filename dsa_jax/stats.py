@@ -85,11 +85,28 @@ def intervals_overlap(a: SeedSummary, b: SeedSummary) -> bool:
 
 
 def mean_band(curves: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, low, high) ``[E]`` of curves ``[S, E]``: Student-t interval of the mean over seeds
-    (one seed: a zero-width band)."""
+    """(mean, low, high) ``[E]`` of curves ``[S, E]``: the Student-t interval of the mean over
+    seeds from 3 seeds on; with 2 seeds the range between them (a t interval from 2 seeds is
+    +-6.4 standard deviations wide and says nothing), with 1 a zero-width band."""
     curves = np.asarray(curves, np.float64)
     mean = curves.mean(axis=0)
-    if curves.shape[0] < 2:
-        return mean, mean, mean
+    if curves.shape[0] < 3:
+        return mean, curves.min(axis=0), curves.max(axis=0)
     half = stats.t.ppf(0.5 + confidence / 2, curves.shape[0] - 1) * curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
     return mean, mean - half, mean + half
+
+
+def band_label(num_seeds: int) -> str:
+    """What ``mean_band`` draws for ``num_seeds`` seeds, for a figure's title."""
+    return "95% t-interval of the mean" if num_seeds >= 3 else ("range of the 2 seeds" if num_seeds == 2 else "1 seed")
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinity replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -25,7 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax import compare, plots, ppo, rundir
+from dsa_jax import compare, plots, ppo, rundir, stats
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.validation import fail
 
@@ -40,7 +40,6 @@ PRUNE_SWEEPABLE = tuple(
 # What each algorithm's state holds per run: IAGC its PPO numbers and pruning schedule, PaI its
 # PPO numbers (its masks are drawn from prune.target at initialisation).
 SWEEPABLE = {"iagc": PPO_SWEEPABLE + PRUNE_SWEEPABLE, "pai": PPO_SWEEPABLE}
-SUMMARY_FILES = ("sweep.csv", "sweep.md", "sweep.json", "sweep.png")
 
 
 @dataclass(frozen=True)
@@ -128,8 +127,9 @@ def run_sweep(
     from dsa_jax import driver  # the driver checks its grids here: imported when used
 
     out = Path(out)
+    rundir.check_output(out, "sweep")
     points = grid_points(config, grid)
-    taken = [name for name in SUMMARY_FILES if (out / name).exists()]
+    taken = [name for name in rundir.SWEEP_FILES if (out / name).exists()]
     if taken and not overwrite:
         raise ValueError(f"output directory {out} already holds a sweep ({', '.join(taken)}); choose another --out or pass --overwrite")
     for index, point in enumerate(points):
@@ -174,7 +174,7 @@ def write_summary(out: Path, points: list[GridPoint]) -> list[dict]:
         writer = csv.DictWriter(handle, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
-    (out / "sweep.json").write_text(json.dumps({"grid": keys, "points": records}, indent=2))
+    (out / "sweep.json").write_text(json.dumps(stats.json_safe({"grid": keys, "points": records}), indent=2, allow_nan=False))
     (out / "sweep.md").write_text(summary_table(records, keys) + "\n")
     if len(keys) == 2:
         rows, columns = (list(dict.fromkeys(r[k] for r in records)) for k in keys)
@@ -193,7 +193,8 @@ def summary_table(records: list[dict], keys: list[str]) -> str:
             *(r[k] for k in keys),
             str(r["eval_return_seeds"]),
             f"{r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f}",
-            f"{r['eval_return_iqm']:.1f} [{r['eval_return_iqm_low']:.1f}, {r['eval_return_iqm_high']:.1f}]",
+            compare.iqm_text({"seeds": r["eval_return_seeds"], "iqm": r["eval_return_iqm"],
+                              "iqm_low": r["eval_return_iqm_low"], "iqm_high": r["eval_return_iqm_high"]}, ".1f"),
             f"{r['eval_return_best']:.1f}",
             f"{r['genie_fraction_mean']:.3f} ± {r['genie_fraction_std']:.3f}",
         ]

@@ -14,7 +14,8 @@ import numpy as np
 
 from dsa_jax.program import Metrics
 
-EXTRA = 'pip install "dsa_jax[tensorboard]"'
+# The package is installed from its clone, so the extra comes from there too.
+EXTRA = 'pip install -e ".[tensorboard]" in the dsa_jax clone (or pip install tensorboardX)'
 
 
 def _scalars(prefix: str, tree, seed: int, index: int) -> dict[str, float]:

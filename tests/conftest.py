@@ -49,6 +49,7 @@ LONGEST_FIRST = [
     "test_sharding.py",  # 66
     "test_ppo.py",  # 59
     "test_checkpoint.py",  # 58
+    "test_cli.py",  # about 75 alone
     "test_train.py",  # 46
     "test_pruning.py",  # 41
     "test_sweep.py",  # 35

@@ -265,7 +265,7 @@ def test_static_through_driver_matches_closed_form_and_never_collides(algo_runs)
 def test_algos_write_the_same_run_directory_and_checkpoint(algo, algo_runs):
     config, out, result = algo_runs(algo)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["checkpoints", "config.json", "metrics.csv", "metrics.npz", "sparsity.png", "training.png"]
+    assert names == ["checkpoints", "config.json", "losses.png", "metrics.csv", "metrics.npz", "sparsity.png", "training.png"]
     # the static policy sits beside ALOHA and the genie in metrics.csv and the summary
     env = config.env
     static = min(env.num_users, env.num_channels) * 5.5 * env.horizon  # users alone on a channel, E[SNR] = 5.5

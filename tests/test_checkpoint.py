@@ -220,7 +220,7 @@ def test_exported_actor_matches_flax_over_episodes(exported):
         for episode in range(obs.shape[1]):
             actor.reset()
             for t in range(obs.shape[0]):
-                probs = actor.probabilities(obs[t, episode, agent])
+                probs = actor.step(obs[t, episode, agent])
                 worst = max(worst, float(np.max(np.abs(probs - flax_probs[t, episode, agent]))))
     assert worst <= 1e-5
 
@@ -302,6 +302,8 @@ def test_sigint_then_resume_equals_uninterrupted(run_dir, tmp_path):
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 128 + signal.SIGINT, stderr
     assert "interrupted by SIGINT" in stderr and "--resume" in stderr
+    assert "\ndsa-jax: interrupted by SIGINT" in stderr  # on a line of its own, not after the bar
+    assert all((stopped / name).is_file() for name in ("training.png", "sparsity.png", "losses.png"))  # figures so far
     interrupted_at = CheckpointStore(stopped).steps()[-1]
     assert 10 <= interrupted_at < CONFIG.train.iterations
     resumed = subprocess.run(
@@ -319,6 +321,11 @@ def test_sigint_then_resume_equals_uninterrupted(run_dir, tmp_path):
         for name in want.files:
             np.testing.assert_array_equal(got[name], want[name])
     assert rundir.read_config(stopped) == CONFIG
+    again = subprocess.run(
+        [sys.executable, "-m", "dsa_jax.cli", "train", "--resume", str(stopped), "--quiet"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert again.returncode == 0 and "already complete at iteration 60: nothing to train" in again.stdout, again.stderr
 
 
 # --- the command line, run as a user would ---------------------------------------------------------

@@ -114,7 +114,7 @@ def test_a2c_learner_is_the_paper_learner_with_one_step_per_iteration():
 def test_cli_learner_applies_before_set():
     from dsa_jax import cli
 
-    args = cli.build_parser().parse_args(["train", "--preset", "setup_c", "--learner", "a2c", "--set", "ppo.epochs=3"])
+    args = cli.build_parser()[0].parse_args(["train", "--preset", "setup_c", "--learner", "a2c", "--set", "ppo.epochs=3"])
     config = cli._config(args)
     assert (config.env.num_users, config.env.num_channels) == (2, 4)
     assert (config.ppo.epochs, config.ppo.minibatches, config.ppo.lr_actor, config.ppo.num_envs) == (3, 1, 3e-4, 16)

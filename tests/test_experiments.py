@@ -11,7 +11,7 @@ from dsa_jax import presets
 from dsa_jax.evaluation import evaluation_key
 from dsa_jax.train import make_program
 from experiments import table1
-from experiments.policy_structure import channel_usage, describe, fixed_assignment, make_player, structure
+from dsa_jax.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
 

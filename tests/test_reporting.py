@@ -122,6 +122,7 @@ def test_tensorboard_without_the_extra_is_one_line_and_writes_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        'dsa-jax: error: --tensorboard needs the [tensorboard] extra (tensorboardX): pip install "dsa_jax[tensorboard]"'
+        "dsa-jax: error: --tensorboard needs the [tensorboard] extra (tensorboardX): "
+        'pip install -e ".[tensorboard]" in the dsa_jax clone (or pip install tensorboardX)'
     )
     assert not (tmp_path / "run").exists() and not (tmp_path / "tb").exists()

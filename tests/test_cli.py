@@ -1,0 +1,372 @@
+"""The command line as a user meets it: bad input, damaged run directories, what it prints and
+writes. A refusal is one line on stderr naming the argument, the value and what is allowed,
+exit 2, and no file changed (compared by hash)."""
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsa_jax import behaviour, cli, driver, presets, progress, rundir
+from dsa_jax.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax.config import apply_overrides
+from dsa_jax.optimum import joint_action_rewards, joint_actions
+
+from conftest import QUICK_RUN
+
+pytestmark = pytest.mark.slow  # the module's run fixture trains the session's quick run
+
+
+def hashes(path: Path) -> dict:
+    """Every file under ``path`` (or ``path`` itself) -> its SHA-256."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``dsa-jax ARGS`` in this process: (exit code, stdout, stderr); argparse's exits count too."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(args)
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def refused(args: list[str], names: str, *paths: Path) -> str:
+    """Assert ``dsa-jax ARGS`` exits 2 with one error line naming ``names`` and changes no file
+    under ``paths``; returns the line."""
+    before = [hashes(p) for p in paths]
+    code, _, err = run_cli(args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("dsa-jax: error: "), (args, err)
+    assert names in lines[0], (args, lines[0])
+    assert "Traceback" not in err
+    assert [hashes(p) for p in paths] == before
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(quick_run, tmp_path_factory) -> Path:
+    """A copy of the session's quick run (harmonic, 2 seeds, checkpoints 40, 50, 60)."""
+    copy = tmp_path_factory.mktemp("cli") / "run"
+    shutil.copytree(quick_run.out, copy)
+    return copy
+
+
+@pytest.fixture
+def fresh_copy(run, tmp_path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+# --- broken before: tracebacks and silent writes ----------------------------------------------
+
+
+def test_evaluate_negative_stream_is_refused(run):
+    line = refused(["evaluate", str(run), "--stream", "-1"], "--stream = -1", run)
+    assert "[0, 4294967295]" in line
+
+
+def test_train_into_an_existing_file_is_refused(tmp_path):
+    target = tmp_path / "README.md"
+    target.write_text("mine")
+    refused(["train", "--preset", "quick", "--out", str(target)], "it is an existing file", target)
+    refused(["sweep", "--preset", "quick", "--grid", "ppo.ent_coef=0.01,0.02", "--out", str(target)], "--out", target)
+
+
+@pytest.mark.parametrize("batches", ["0", "-4"])
+def test_bench_env_batches_below_one_are_refused(batches):
+    refused(["bench", "env", "--batches", batches], f"--batches = {batches}")
+
+
+def test_sweep_into_a_run_and_train_into_a_sweep_are_refused(run, tmp_path):
+    line = refused(["sweep", "--preset", "quick", "--grid", "ppo.ent_coef=0.01,0.02", "--out", str(run)], "holds a run", run)
+    assert "needs a directory of its own" in line
+    refused(["sweep", "--preset", "quick", "--grid", "ppo.ent_coef=0.01,0.02", "--out", str(run), "--overwrite"],
+            "holds a run", run)
+    sweep = tmp_path / "sweep"
+    (sweep / "p000").mkdir(parents=True)
+    (sweep / "p000" / "config.json").write_text(QUICK_RUN.to_json())
+    (sweep / "sweep.json").write_text("{}")
+    for extra in ([], ["--overwrite"]):
+        line = refused(["train", "--preset", "quick", "--out", str(sweep), *extra], "holds a sweep", sweep)
+        assert "p000" in line
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path):
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    rundir.write_config(stuck, QUICK_RUN)
+    line = refused(["train", "--resume", str(stuck)], "no checkpoint yet", stuck)
+    assert f"dsa-jax train --out {stuck}" in line
+    rundir.prepare_fresh(stuck, QUICK_RUN, overwrite=False)  # nothing to lose: accepted without --overwrite
+    with pytest.raises(ValueError, match="different run"):  # another config's stub is still protected
+        rundir.prepare_fresh(stuck, apply_overrides(QUICK_RUN, ["env.num_channels=3"]), overwrite=False)
+
+
+def test_seed_is_not_an_abbreviation_of_seeds_and_first_seed_chooses_them():
+    code, _, err = run_cli(["train", "--preset", "quick", "--seed", "42"])
+    assert code == 2 and "unrecognized arguments: --seed 42" in err
+    assert "usage: dsa-jax train" in err  # the subcommand's usage, not the top level's
+    config = cli._config(cli.build_parser()[0].parse_args(["train", "--preset", "quick", "--seeds", "3", "--first-seed", "7"]))
+    np.testing.assert_array_equal(driver.run_seeds(config), [7, 8, 9])
+    with mock.patch.object(driver, "train_runs") as train_runs:
+        driver.train_seeds(config, progress=False)
+    np.testing.assert_array_equal(train_runs.call_args.args[1], [7, 8, 9])
+    refused(["train", "--preset", "quick", "--first-seed", "-1"], "train.first_seed = -1")
+
+
+# --- confusing before -------------------------------------------------------------------------
+
+
+def test_summary_reference_levels_match_the_final_ratios(quick_run):
+    metrics = quick_run.result.metrics
+    summary = rundir.summary(QUICK_RUN, metrics)
+    outcome = metrics.eval.outcome
+    assert summary["genie_return"] == pytest.approx(float(np.mean(outcome.genie_return[:, -1])))
+    per_seed = np.asarray(outcome.eval_return[:, -1]) / np.asarray(outcome.genie_return[:, -1])
+    np.testing.assert_allclose(per_seed, outcome.genie_fraction[:, -1], rtol=1e-5)
+    table = rundir.summary_table(QUICK_RUN, metrics, quick_run.out, {"wall_s": 2.0, "compile_s": 1.0, "iterations": 60,
+                                                                       "runs": 2})
+    for text in ("genie fraction", "× static policy", "× slotted ALOHA", "actor sparsity", "agent-steps/s",
+                 "1.0 s of it compiling", "checkpoints", f"dsa-jax evaluate {quick_run.out}"):
+        assert text in table
+    assert "{" not in table  # a table, not JSON
+
+
+def test_overwrite_removes_the_old_runs_evaluations_and_exports(fresh_copy):
+    (fresh_copy / "evaluation_step60_stream1.json").write_text("{}")
+    (fresh_copy / "actor_seed0.npz").write_bytes(b"old")
+    (fresh_copy / "notes.txt").write_text("mine")
+    rundir.prepare_fresh(fresh_copy, apply_overrides(QUICK_RUN, ["env.num_channels=3"]), overwrite=True)
+    assert sorted(p.name for p in fresh_copy.iterdir()) == ["config.json", "notes.txt"]
+
+
+def test_evaluate_under_changed_environment_gets_its_own_file_and_says_so(fresh_copy):
+    code, out, _ = run_cli(["evaluate", str(fresh_copy), "--episodes", "2", "--set", "env.pu_mode=iid"])
+    assert code == 0 and "environment changed: env.pu_mode=iid" in out
+    written = [p.name for p in fresh_copy.glob("evaluation_*.json")]
+    assert written == [cli.evaluation_name(60, 0, ["env.pu_mode=iid"])] and written[0] != "evaluation_step60_stream0.json"
+    report = json.loads((fresh_copy / written[0]).read_text())
+    assert report["overrides"] == ["env.pu_mode=iid"]
+
+
+def test_export_refuses_to_replace_a_file_and_can_ship_the_runtime(fresh_copy, tmp_path):
+    target = tmp_path / "actor.npz"
+    target.write_bytes(b"mine")
+    refused(["export", str(fresh_copy), "--out", str(target)], "the file exists", target)
+    code, out, _ = run_cli(["export", str(fresh_copy), "--out", str(target), "--overwrite", "--with-runtime"])
+    assert code == 0 and (tmp_path / "sparse_actor.py").is_file()
+    assert "note:" not in out  # at 95 % the sparse file is the smaller one
+
+
+def test_damaged_run_directory_errors_name_the_file(fresh_copy, tmp_path):
+    config = fresh_copy / "config.json"
+    config.write_text(config.read_text()[:40])
+    line = refused(["train", "--preset", "quick", "--out", str(fresh_copy)], str(config), fresh_copy)
+    assert "damaged" in line
+    junk = tmp_path / "junk"
+    shutil.copytree(fresh_copy, junk)
+    rundir.write_config(junk, QUICK_RUN)
+    (junk / "metrics.npz").write_bytes(b"\x80\x04junk" * 10)
+    line = refused(["compare", str(junk), "--out", str(tmp_path / "c")], "metrics.npz", junk)
+    assert "pickle" not in line
+
+
+def test_resume_without_config_json_reads_the_checkpoints_config(fresh_copy):
+    (fresh_copy / "config.json").unlink()
+    with pytest.raises(ValueError, match="its checkpoints still hold the run"):
+        rundir.read_config(fresh_copy)
+    assert rundir.saved_config(fresh_copy) == QUICK_RUN
+    with mock.patch.object(driver, "run", side_effect=ValueError("reached")) as run:
+        code, _, err = run_cli(["train", "--resume", str(fresh_copy)])
+    assert code == 2 and run.call_args.args[0] == QUICK_RUN
+
+
+def test_evaluate_fallback_says_which_step_it_used(fresh_copy):
+    latest = fresh_copy / CHECKPOINTS / "60"
+    biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[:16])
+    code, out, err = run_cli(["evaluate", str(fresh_copy), "--fallback", "--episodes", "2"])
+    assert code == 0 and "checkpoint step 60 is unreadable; --fallback uses step 50" in err
+    assert "at iteration 50" in out
+
+
+def write_fake_run(path: Path, values: np.ndarray) -> Path:
+    """A run directory with final evaluation curves ``values`` ``[S, E]`` (what compare reads)."""
+    path.mkdir(parents=True)
+    rundir.write_config(path, presets.get("quick"))
+    seeds, evals = values.shape
+    np.savez(path / "metrics.npz", **{
+        "eval_iteration": np.tile(np.arange(evals) * 10, (seeds, 1)),
+        "eval/outcome/eval_return": values, "eval/outcome/genie_fraction": values / 300.0,
+    })
+    return path
+
+
+def test_compare_with_one_seed_writes_strict_json_and_says_n_a(tmp_path):
+    one = write_fake_run(tmp_path / "one", np.array([[100.0, 150.0, 200.0]]))
+    code, out, _ = run_cli(["compare", str(one), "--out", str(tmp_path / "c")])
+    assert code == 0 and "n/a: 1 seed" in out and "nan" not in out
+    report = json.loads((tmp_path / "c.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    assert report["runs"][0]["iqm_low"] is None
+
+
+# --- progress, inspect, config, small points ---------------------------------------------------
+
+
+def test_progress_reports_each_run_iteration_once_and_returns_it_unchanged():
+    counted = []
+    iterations = jnp.arange(5, dtype=jnp.int32)
+    with progress.listening(counted.append):
+        vmapped = jax.jit(jax.vmap(progress.report))(iterations)
+        mapped = jax.jit(lambda x: jax.lax.map(progress.report, x))(iterations)
+    np.testing.assert_array_equal(vmapped, iterations)
+    np.testing.assert_array_equal(mapped, iterations)
+    assert sum(counted) == 10 and counted[0] == 5  # vmap: one host call for the whole batch
+
+
+def test_progress_bar_moves_per_iteration_of_all_runs():
+    bar = driver.ProgressBar(QUICK_RUN, done=0, runs=2, enabled=False)
+    for _ in range(3):
+        bar.tick(1)
+    assert bar.n == 1  # 3 run-iterations of 2 runs: one whole iteration
+    bar.tick(1)
+    assert bar.n == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_genie_choice_reaches_the_brute_force_optimum(users, channels, seed):
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(0.0, 10.0, (users, channels)).astype(np.float32)
+    busy = rng.random(channels) < 0.3
+    choice = behaviour.genie_choice(weights, busy)
+    reward = float(joint_action_rewards(jnp.asarray(choice[None]), jnp.asarray(weights), jnp.asarray(busy))[0])
+    best = float(jnp.max(joint_action_rewards(jnp.asarray(joint_actions(users, channels)), jnp.asarray(weights),
+                                              jnp.asarray(busy))))
+    assert reward == pytest.approx(best, rel=1e-5)
+    assert all(c == 0 or not busy[c - 1] for c in choice)
+
+
+def test_inspect_prints_channel_use_and_draws_an_episode(fresh_copy):
+    code, out, _ = run_cli(["inspect", str(fresh_copy), "--seed", "1", "--episodes", "3", "--skip", "2"])
+    assert code == 0, out
+    assert "seed 1: genie fraction" in out and "user 2:" in out
+    assert (fresh_copy / "episode_seed1.png").stat().st_size > 0
+    refused(["inspect", str(fresh_copy), "--skip", "99"], "--skip = 99")
+
+
+def test_config_command_lists_every_field_and_version():
+    code, out, _ = run_cli(["config", "--preset", "setup_a", "--set", "prune.schedule=harmonic"])
+    assert code == 0 and "changed: prune.schedule" in out
+    fields = dict(line.split("=", 1) for line in out.splitlines() if not line.startswith("#"))
+    assert json.loads(fields["prune.schedule"]) == "harmonic" and json.loads(fields["env.num_users"]) == 3
+    assert set(fields) == set(cli._flat(presets.get("setup_a").to_dict()))
+    code, out, _ = run_cli(["--version"])
+    assert code == 0 and out.startswith("dsa-jax ")
+
+
+def test_small_points(run, tmp_path):
+    refused(["evaluate", str(tmp_path / "nope")], "does not exist")
+    sweep = tmp_path / "sweep"
+    shutil.copytree(run, sweep / "p000")
+    refused(["evaluate", str(sweep)], f"{sweep / 'p000'}")
+    refused(["evaluate", str(run), "--episodes", "0"], "--episodes = 0", run)
+    code, out, _ = run_cli(["train", "--help"])
+    assert code == 0 and "examples:" in out and "``" not in out
+    saved = json.loads((run / "config.json").read_text())[rundir.PROVENANCE]
+    assert {"dsa_jax", "jax", "python", "git_commit", "date"} <= set(saved)
+
+
+# --- fuzz: every subcommand's arguments and damaged run directories -------------------------------
+
+
+class Reached(Exception):
+    """Validation passed: the command got as far as loading or training."""
+
+
+ARGUMENTS = {
+    "evaluate": ["--stream", "--episodes", "--step"],
+    "inspect": ["--episodes", "--skip", "--seed", "--step"],
+    "export": ["--seed", "--step"],
+    "bench": ["--batches", "--seed-counts", "--iterations", "--seconds", "--devices"],
+    "train": ["--seeds", "--first-seed"],
+    "sweep": ["--seeds", "--first-seed"],
+}
+NASTY = ["-1", "0", "-0", "1e400", "nan", "", "x", "99999999999999999999", "2.5", "4294967296", " 3"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(command=st.sampled_from(sorted(ARGUMENTS)), data=st.data())
+def test_every_subcommand_argument_fuzz_exits_cleanly(command, data, run, tmp_path_factory):
+    option = data.draw(st.sampled_from(ARGUMENTS[command]))
+    value = data.draw(st.one_of(st.sampled_from(NASTY), st.integers(-10**12, 10**12).map(str)))
+    args = {
+        "evaluate": ["evaluate", str(run)], "inspect": ["inspect", str(run)], "export": ["export", str(run)],
+        "bench": ["bench", "env"], "train": ["train", "--preset", "quick", "--out", "/nonexistent/never"],
+        "sweep": ["sweep", "--preset", "quick", "--grid", "ppo.ent_coef=0.01,0.02", "--out", "/nonexistent/never"],
+    }[command] + [option, value]
+    before = hashes(run)
+    patches = [mock.patch.object(driver, "run", side_effect=Reached), mock.patch("dsa_jax.reload.evaluate_run",
+               side_effect=Reached), mock.patch("dsa_jax.bench.bench_env", side_effect=Reached),
+               mock.patch("dsa_jax.sweep.run_sweep", side_effect=Reached),
+               mock.patch("dsa_jax.behaviour.make_player", side_effect=Reached),
+               mock.patch("dsa_jax.export.export_actors", side_effect=Reached)]
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        try:
+            code, _, err = run_cli(args)
+        except Reached:
+            return
+    assert "Traceback" not in err and code == 2, (args, err)
+    assert hashes(run) == before
+
+
+DAMAGE = ["truncate", "delete", "junk"]
+FILES = ["config.json", "metrics.npz", "metrics.csv", "checkpoints/60/meta/metadata", "checkpoints/60/_CHECKPOINT_METADATA"]
+
+
+@settings(max_examples=20, deadline=None)
+@given(name=st.sampled_from(FILES), damage=st.sampled_from(DAMAGE),
+       command=st.sampled_from(["evaluate", "export", "compare", "resume"]))
+def test_damaged_run_directory_fuzz_never_a_traceback(name, damage, command, run, tmp_path_factory):
+    copy = tmp_path_factory.mktemp("damaged") / "run"
+    shutil.copytree(run, copy)
+    target = copy / name
+    if not target.exists():
+        return
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[: max(1, target.stat().st_size // 3)])
+    elif damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(b"\x00junk\xff" * 7)
+    before = hashes(copy)
+    args = {"evaluate": ["evaluate", str(copy), "--episodes", "2"], "export": ["export", str(copy), "--out", str(copy.parent / "a.npz")],
+            "compare": ["compare", str(copy), "--out", str(copy.parent / "c")], "resume": ["train", "--resume", str(copy)]}[command]
+    with mock.patch.object(driver, "train_seeds", side_effect=Reached):
+        try:
+            code, _, err = run_cli(args)
+        except Reached:
+            return
+    assert "Traceback" not in err and code in (0, 2), (args, err)
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, err
+    after = hashes(copy)
+    changed = {path for path, digest in before.items() if after.get(path) != digest}  # new outputs are fine
+    assert not changed or command == "resume", changed
