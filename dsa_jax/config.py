@@ -73,6 +73,10 @@ class PPOConfig:
     minibatches: int = 2  # DESIGN: 4
     max_grad_norm: float = 0.5
     hidden_size: int = 64
+    # The actors' LSTM width; None: hidden_size. A wider actor pruned harder ships the same
+    # number of nonzero weights (hidden 128 at 98.8 % keeps about what hidden 64 keeps at 95 %)
+    # while the critic, which is not deployed, keeps its width.
+    actor_hidden_size: int | None = None
     num_envs: int = 64  # DESIGN: 16
     critic_input: str = "state"  # DESIGN (the paper's IAGC): "observations"
     # Joint exploration: in this fraction of the training episodes every actor samples from its
@@ -105,6 +109,7 @@ class PPOConfig:
         check_int("ppo.minibatches", self.minibatches, 1, 65536)
         check_real("ppo.max_grad_norm", self.max_grad_norm, 0.0, 1e6, open_low=True)
         check_int("ppo.hidden_size", self.hidden_size, 1, 4096)
+        check_int("ppo.actor_hidden_size", self.actor_hidden_size, 1, 4096, optional=True)
         check_int("ppo.num_envs", self.num_envs, 1, 1_000_000)
         if self.num_envs % self.minibatches:
             fail(
@@ -266,7 +271,8 @@ class Config:
                 f"must be >= ppo.num_envs = {self.ppo.num_envs} (the episodes added per iteration)",
             )
         check_per_agent("prune.initial", self.prune.initial, n, 0.0, 1.0)
-        rollout = self.ppo.num_envs * self.env.horizon * n * max(self.env.obs_dim, self.ppo.hidden_size)
+        width = max(self.env.obs_dim, self.ppo.hidden_size, self.ppo.actor_hidden_size or 0)
+        rollout = self.ppo.num_envs * self.env.horizon * n * width
         if rollout > MAX_ELEMENTS:
             fail(
                 "ppo.num_envs",
@@ -274,7 +280,7 @@ class Config:
                 f"num_envs * horizon * num_users * width = {rollout} exceeds {MAX_ELEMENTS} "
                 "elements; lower ppo.num_envs, env.horizon or env.num_users",
             )
-        eval_size = self.train.eval_episodes * self.env.horizon * n * max(self.env.obs_dim, self.ppo.hidden_size)
+        eval_size = self.train.eval_episodes * self.env.horizon * n * width
         if eval_size > MAX_ELEMENTS:
             fail("train.eval_episodes", self.train.eval_episodes, f"too large: {eval_size} > {MAX_ELEMENTS} elements")
 

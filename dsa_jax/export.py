@@ -46,7 +46,7 @@ def export_actors(run: LoadedRun, seed: int, path: str | Path) -> list[dict]:
         "num_agents": num_agents,
         "obs_dim": run.config.env.obs_dim,
         "num_actions": run.config.env.num_actions,
-        "hidden_size": run.config.ppo.hidden_size,
+        "hidden_size": run.config.ppo.actor_hidden_size or run.config.ppo.hidden_size,
         "seed": seed,
         "step": run.step,
         "run_dir": str(run.run_dir),

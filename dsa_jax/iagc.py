@@ -87,6 +87,7 @@ def make_model(config: Config) -> IAGCModel:
         cfg.hidden_size,
         ppo.critic_input_size(env_params, cfg.critic_input),
         per_agent_values=cfg.credit == "difference",
+        actor_hidden_size=cfg.actor_hidden_size,
     )
 
 

@@ -197,27 +197,29 @@ class IAGCModel:
         hidden_size: int,
         critic_input_size: int | None = None,
         per_agent_values: bool = False,
+        actor_hidden_size: int | None = None,
     ):
         self.num_agents = num_agents
-        self.hidden_size = hidden_size
+        self.hidden_size = hidden_size  # the critic's width, and the actors' unless actor_hidden_size
+        self.actor_hidden_size = hidden_size if actor_hidden_size is None else actor_hidden_size
         self.critic_input_size = num_agents * obs_dim if critic_input_size is None else critic_input_size
         self.per_agent_values = per_agent_values
-        self.actor = RecurrentNet(obs_dim, hidden_size, num_actions)
+        self.actor = RecurrentNet(obs_dim, self.actor_hidden_size, num_actions)
         self.critic = RecurrentNet(self.critic_input_size, hidden_size, num_agents if per_agent_values else 1)
         self._obs_dim = obs_dim
 
     def init(self, key: jax.Array):
         """(actor_params with leading axis N, critic_params)."""
         actor_key, critic_key = jax.random.split(key)
-        carry = zero_carry((), self.hidden_size)
+        actor_carry = zero_carry((), self.actor_hidden_size)
         actor_keys = jax.random.split(actor_key, self.num_agents)
-        actor_params = jax.vmap(lambda k: self.actor.init(k, carry, jnp.zeros(self._obs_dim)))(actor_keys)
-        critic_params = self.critic.init(critic_key, carry, jnp.zeros(self.critic_input_size))
+        actor_params = jax.vmap(lambda k: self.actor.init(k, actor_carry, jnp.zeros(self._obs_dim)))(actor_keys)
+        critic_params = self.critic.init(critic_key, zero_carry((), self.hidden_size), jnp.zeros(self.critic_input_size))
         return actor_params, critic_params
 
     def actor_carry(self, batch_shape: tuple[int, ...] = ()):
-        """Zero actor state ``[N, *batch_shape, H]``."""
-        return zero_carry((self.num_agents,) + batch_shape, self.hidden_size)
+        """Zero actor state ``[N, *batch_shape, H_actor]``."""
+        return zero_carry((self.num_agents,) + batch_shape, self.actor_hidden_size)
 
     def critic_carry(self, batch_shape: tuple[int, ...] = ()):
         return zero_carry(batch_shape, self.hidden_size)

@@ -330,3 +330,19 @@ def test_lapack_free_orthogonal_init_matches_flax(shape):
     gram = q @ q.T if shape[0] <= shape[1] else q.T @ q
     np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=1e-5)
     np.testing.assert_allclose(q, initializers.orthogonal()(key, shape), atol=1e-5)
+
+
+def test_actor_width_is_its_own_and_the_critic_keeps_its_width():
+    from dsa_jax.iagc import make_model
+
+    config = apply_overrides(presets.get("quick"), ["ppo.actor_hidden_size=24"])
+    model = make_model(config)
+    actors, critic = jax.eval_shape(model.init, jax.random.key(0))
+    n, hidden = config.env.num_users, config.ppo.hidden_size
+    assert actors["params"]["lstm1"]["recurrent_kernel"].shape == (n, 24, 4 * 24)
+    assert actors["params"]["head"]["kernel"].shape == (n, 24, config.env.num_actions)
+    assert critic["params"]["lstm1"]["recurrent_kernel"].shape == (hidden, 4 * hidden)
+    carry = model.actor_carry((5,))
+    assert carry[0][0].shape == (n, 5, 24)
+    _, logits = jax.eval_shape(model.actor_step, actors, carry, jax.numpy.zeros((5, n, config.env.obs_dim)))
+    assert logits.shape == (5, n, config.env.num_actions)
