@@ -1,4 +1,4 @@
-"""Named configurations. Defaults are reconstructed (see README), not the paper's numbers."""
+"""Named configurations. Defaults are reconstructed (docs/learner.md), not the paper's numbers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _setup_c() -> Config:
     """Ours, not the paper's: two users, four channels, no PUs. With spare channels the best
     constant policy is weak (0.68 of the genie) and an adaptive one is worth much more (each
     user on the better of its own two channels: 0.86), so here the weights matter: the default
-    learner beat its all-pruned control by 0.18 of the genie (README, issue 13's runs)."""
+    learner beat its all-pruned control by 0.18 of the genie (docs/learner.md)."""
     return Config(env=EnvParams(num_users=2, num_channels=4, pu_mode="none"))
 
 
@@ -41,7 +41,7 @@ def _quick() -> Config:
     )
 
 
-# The paper-faithful learner (DESIGN §2 with the budget the README records for it): the critic
+# The paper-faithful learner (the paper's numbers as reconstructed, with the budget docs/learner.md records): the critic
 # on the users' observations, 16 episodes per iteration, Adam 3e-4, constant entropy 0.01, no
 # joint exploration, no solo curriculum. Apply with ``apply_overrides(config, PAPER_LEARNER)`` or ``--set`` each.
 PAPER_LEARNER = (

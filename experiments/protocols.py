@@ -3,7 +3,7 @@ linear SNR ~ U[1, 10] per user and channel, fixed in the episode, no PUs), and o
 with four channels (N = 2, K = 4, otherwise the same).
 
 - fixed assignment: user 0 always on channel 1, user 1 always on channel 2, user 2 idle. This is
-  what IAGC's greedy actors converge to here (README, "Training budget actually used").
+  what IAGC's greedy actors converge to here (docs/learner.md).
 - swap probe: slot 1 as the fixed assignment, slot 2 users 0 and 1 swap channels, so each knows
   both its SNRs; then user 0 takes its better channel and user 1 tries its own better one;
   when both chose the same, they collide once (neither gets anything) and user 1 moves.
@@ -11,7 +11,7 @@ with four channels (N = 2, K = 4, otherwise the same).
 Two users, four channels:
 - reserved halves: user 0 keeps to channels 1-2, user 1 to channels 3-4; each probes its two
   (slots 1-2) and then stays on its better one. No collisions, no coordination beyond the split.
-  This is what the default learner's actors do here (README, "What the default learner does").
+  This is what the default learner's actors do here (docs/learner.md).
 - probe all, priority: user 0 probes channels 1, 2, 3, 4 and user 1 channels 3, 4, 1, 2 (never
   the same channel), then user 0 takes its best; user 1 takes its best, and after a collision
   with user 0 (both lose that slot) its second best.

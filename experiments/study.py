@@ -101,14 +101,65 @@ def evaluate_row(run_dir: Path, episodes: int) -> dict:
     }
 
 
+def figure(path: Path, records: dict, title: str) -> None:
+    """A bar per row (mean over seeds, 95 % bootstrap interval) with each seed as a dot."""
+    from matplotlib.figure import Figure
+
+    names = list(records)
+    fig = Figure(figsize=(max(6.0, 0.7 * len(names) + 2), 4.2))
+    ax = fig.subplots()
+    for i, name in enumerate(names):
+        record = records[name]
+        low, high = record["genie_fraction_ci95"]
+        mean = record["genie_fraction_mean"]
+        ax.bar(i, mean, color="tab:blue" if name != "control" else "tab:gray", alpha=0.6)
+        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], color="k", capsize=3)
+        seeds = record["genie_fraction_per_seed"]
+        ax.scatter(np.full(len(seeds), i) + np.linspace(-0.15, 0.15, len(seeds)), seeds, s=10, color="k", zorder=3)
+    ax.set_xticks(np.arange(len(names)), names, rotation=35, ha="right", fontsize="small")
+    ax.set_ylabel("genie fraction")
+    ax.set_ylim(min(0.5, min(min(r["genie_fraction_per_seed"]) for r in records.values()) - 0.02), 1.0)
+    ax.set_title(title, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def report(records: dict, reference: str | None, out: Path, title: str) -> str:
+    """Add the retained ratios to ``records``, write ``study.json``, ``study.md`` and
+    ``study.png`` into ``out``; returns the Markdown table."""
+    if reference in records:
+        ref = np.asarray(records[reference]["genie_fraction_per_seed"])
+        for record in records.values():
+            x = np.asarray(record["genie_fraction_per_seed"])
+            if x.size == ref.size:
+                record["retained"] = round(float(x.mean() / ref.mean()), 4)
+                record["retained_ci95"] = [round(v, 4) for v in ratio_interval(x, ref)]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(records, indent=2))
+    figure(out / "study.png", records, title)
+    lines = [f"| row | overrides | genie fraction mean [95% CI] | std | retained of {reference} [95% CI] | per seed | "
+             "sparsity | commit |", "|---|---|---|---|---|---|---|---|"]
+    for r in records.values():
+        retained = f"{r['retained']:.3f} [{r['retained_ci95'][0]:.3f}, {r['retained_ci95'][1]:.3f}]" if "retained" in r else ""
+        lines.append(
+            f"| {r['row']} | `{' '.join(r['overrides'])}` | {r['genie_fraction_mean']:.3f} [{r['genie_fraction_ci95'][0]:.3f}, "
+            f"{r['genie_fraction_ci95'][1]:.3f}] | {r['genie_fraction_std']:.3f} | {retained} | "
+            f"{', '.join(f'{v:.3f}' for v in r['genie_fraction_per_seed'])} | {r['sparsity_deployed']:.3f} | {r['commit'][:7]} |"
+        )
+    table = "\n".join(lines)
+    (out / "study.md").write_text(f"# {title}\n\n{table}\n")
+    return table
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="setup_c")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=1024)
-    parser.add_argument("--row", action="append", required=True, help="NAME=space-separated overrides; repeatable")
+    parser.add_argument("--row", action="append", default=[], help="NAME=space-separated overrides; repeatable")
     parser.add_argument("--reference", default=None, help="the row that 'retained' divides by (e.g. dense)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the study's folder: a run directory per row and study.*")
+    parser.add_argument("--results", default=None, help="also write study.json/.md/.png here (a folder kept in git)")
     args = parser.parse_args(argv)
     rows = dict(parse_row(text) for text in args.row)
     out = Path(args.out)
@@ -127,19 +178,10 @@ def main(argv=None) -> None:
         study_file.write_text(json.dumps(records, indent=2))
         print(json.dumps({k: record[k] for k in ("row", "genie_fraction_per_seed", "genie_fraction_mean",
                                                  "train_wall_s")}), flush=True)
-    if args.reference in records:
-        ref = np.asarray(records[args.reference]["genie_fraction_per_seed"])
-        for record in records.values():
-            x = np.asarray(record["genie_fraction_per_seed"])
-            if x.size == ref.size:
-                record["retained"] = round(float(x.mean() / ref.mean()), 4)
-                record["retained_ci95"] = [round(v, 4) for v in ratio_interval(x, ref)]
-        study_file.write_text(json.dumps(records, indent=2))
-    print(f"{'row':<24} {'mean':>7} {'std':>7} {'retained':>9}  per seed")
-    for record in records.values():
-        retained = record.get("retained")
-        print(f"{record['row']:<24} {record['genie_fraction_mean']:>7.4f} {record['genie_fraction_std']:>7.4f} "
-              f"{'' if retained is None else f'{retained:.4f}':>9}  {record['genie_fraction_per_seed']}")
+    title = f"{args.preset}: genie fraction of the deployed actors, {args.episodes} fresh episodes per seed"
+    for folder in [out] + ([Path(args.results)] if args.results else []):
+        table = report(records, args.reference, folder, title)
+    print(table)
 
 
 if __name__ == "__main__":

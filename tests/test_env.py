@@ -88,7 +88,7 @@ def test_idle_users_get_no_feedback_and_no_reward():
 
 
 def test_feedback_codes_are_the_documented_numbers():
-    # DESIGN §3: 0 none (idle), 1 ACK, 2 NACK, 3 BUSY, read from the next observation's one-hot
+    # the environment's rules (docs/guide.md): 0 none (idle), 1 ACK, 2 NACK, 3 BUSY, read from the next observation's one-hot
     params = EnvParams(num_users=4, num_channels=3, horizon=5)
     snr = jnp.ones((4, 3), jnp.float32)
     _, state = E.reset(jax.random.key(0), params)
@@ -246,7 +246,7 @@ def random_slot(draw):
 
 
 def numpy_slot_reward(actions, busy, weights) -> float:
-    """DESIGN §3 by hand: a user alone on a free channel earns its weight there."""
+    """The reward rule by hand: a user alone on a free channel earns its weight there."""
     total = 0.0
     for i, c in enumerate(actions):
         if c > 0 and not busy[c - 1] and np.sum(actions == c) == 1:

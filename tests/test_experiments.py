@@ -198,3 +198,35 @@ def test_table1_studies_end_to_end_on_a_tiny_config(study, tmp_path):
             assert (tmp_path / f"harmonic_sensitivity_c_{target}.png").stat().st_size > 0
         default = presets.get("setup_c").prune.amplitude  # rows at the default do not list it
         assert {r["overrides"].get("prune.amplitude", default) for r in rows.values()} == set(table1.HARMONIC_AMPLITUDES)
+
+
+def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
+    import shutil
+    from unittest import mock
+
+    from dsa_jax import driver
+    from experiments import study
+
+    shape = "train.iterations=20 train.chunk=10 prune.target=0.95"  # the suite's shared pruned shape
+    rows = ["--row", f"dense=prune.schedule=none {shape}", "--row", f"harmonic=prune.schedule=harmonic {shape}"]
+    args = ["--preset", "quick", "--seeds", "2", "--episodes", "4", "--out", str(tmp_path / "s"), "--reference", "dense",
+            "--results", str(tmp_path / "kept"), *rows]
+    study.main(args)
+    first = json.loads((tmp_path / "kept" / "study.json").read_text())
+    assert first["dense"]["retained"] == 1.0 and first["dense"]["retained_ci95"] == [1.0, 1.0]
+    ratio = np.mean(first["harmonic"]["genie_fraction_per_seed"]) / np.mean(first["dense"]["genie_fraction_per_seed"])
+    assert first["harmonic"]["retained"] == pytest.approx(ratio, abs=1e-4)
+    assert first["harmonic"]["sparsity_deployed"] == pytest.approx(0.95, abs=1e-3)
+    assert first["harmonic"]["config"]["prune"]["schedule"] == "harmonic" and first["harmonic"]["commit"]
+    assert (tmp_path / "kept" / "study.png").is_file() and "| harmonic |" in (tmp_path / "kept" / "study.md").read_text()
+    with mock.patch.object(driver, "run") as run:  # finished rows are only re-read
+        study.main(args)
+    run.assert_not_called()
+    # a row stopped after its first chunk resumes from it and ends where an unstopped one did
+    shutil.rmtree(tmp_path / "s" / "harmonic" / "checkpoints" / "20")
+    saved = json.loads((tmp_path / "s" / "study.json").read_text())
+    del saved["harmonic"]
+    (tmp_path / "s" / "study.json").write_text(json.dumps(saved))
+    study.main(args)
+    again = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert again["harmonic"]["genie_fraction_per_seed"] == first["harmonic"]["genie_fraction_per_seed"]

@@ -21,7 +21,7 @@ ITERS = 200  # start = 20, end = 180, period (end - start) / 4 = 40
 
 
 def hand(kind, t, s_i, s_f, e=3.0, a=0.1, period=40.0, decay=0.0, growth=0.0, start=20, end=180):
-    """DESIGN §5's table, written out in plain Python."""
+    """The schedules' formulas, written out in plain Python."""
     if t < start:
         return 0.0
     if t >= end:
