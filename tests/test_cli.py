@@ -173,6 +173,13 @@ def test_export_refuses_to_replace_a_file_and_can_ship_the_runtime(fresh_copy, t
     assert "note:" not in out  # at 95 % the sparse file is the smaller one
 
 
+def test_export_explains_a_sparse_file_larger_than_the_dense_one(fresh_copy, tmp_path):
+    rows = [{"agent": 0, "dense_bytes": 100, "sparse_bytes": 127, "dense_macs": 10, "sparse_macs": 10}]
+    with mock.patch("dsa_jax.export.export_actors", return_value=rows):
+        code, out, _ = run_cli(["export", str(fresh_copy), "--out", str(tmp_path / "a.npz")])
+    assert code == 0 and "note: the sparse file is larger than the dense weights" in out and "prune.schedule" in out
+
+
 def test_damaged_run_directory_errors_name_the_file(fresh_copy, tmp_path):
     config = fresh_copy / "config.json"
     config.write_text(config.read_text()[:40])

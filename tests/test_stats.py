@@ -95,3 +95,19 @@ def test_summarize_and_overlap():
     far = stats.summarize(np.array([100.0, 101.0, 102.0, 103.0]))
     assert not stats.intervals_overlap(summary, far)
     assert stats.intervals_overlap(summary, summary)
+
+
+def test_mean_band_of_two_seeds_is_their_range_and_one_seed_is_flat():
+    two = np.array([[1.0, 10.0], [3.0, 30.0]])
+    mean, low, high = stats.mean_band(two)
+    np.testing.assert_allclose(mean, [2.0, 20.0])
+    np.testing.assert_allclose(low, [1.0, 10.0])
+    np.testing.assert_allclose(high, [3.0, 30.0])
+    one = np.array([[5.0, 6.0]])
+    assert all(np.array_equal(band, one[0]) for band in stats.mean_band(one))
+    assert stats.band_label(2) == "range of the 2 seeds" and "t-interval" in stats.band_label(3)
+
+
+def test_json_safe_replaces_non_finite_numbers():
+    assert stats.json_safe({"a": [1.0, float("nan")], "b": {"c": float("inf")}, "d": "x"}) == {
+        "a": [1.0, None], "b": {"c": None}, "d": "x"}
