@@ -27,7 +27,7 @@ PAI_STRUCTURES = ("structured", "unstructured")
 DEFAULT_TARGET = {"iagc": 0.95, "pai": 0.5}
 SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
 PRUNE_MODES = ("regrow", "fixed")
-PRUNE_SCOPES = ("global", "layerwise")
+PRUNE_SCOPES = ("global", "layerwise", "erk")
 # What the global critic reads: every user's observation (the paper's IAGC), or those plus the
 # true environment state (SNR matrix, PU occupancy, slot index), as MAPPO's global-state critic.
 CRITIC_INPUTS = ("observations", "state")

@@ -138,11 +138,39 @@ def _keep_smallest_removed(values: jax.Array, sparsity: jax.Array) -> jax.Array:
     return rank >= num_removed
 
 
+def erk_sparsities(shapes: list[tuple[int, int]], sparsity: jax.Array) -> jax.Array:
+    """Per-layer sparsities ``[L]`` of the Erdős–Rényi-Kernel allocation (Evci et al. 2020,
+    RigL) for kernels of ``shapes`` (in, out) at overall ``sparsity`` (scalar, traced).
+
+    Layer l keeps a density proportional to (in + out) / (in * out), so small layers (the
+    observation input, the action head) stay denser than the big recurrent kernels; a layer
+    whose density would pass 1 is kept dense and the rest share what remains. The total kept
+    is (1 - sparsity) * count up to each layer's rounding.
+    """
+    sizes = jnp.asarray([a * b for a, b in shapes], jnp.float32)
+    ratios = jnp.asarray([(a + b) / (a * b) for a, b in shapes], jnp.float32)
+    keep_total = (1.0 - sparsity) * jnp.sum(sizes)
+    dense = jnp.zeros(len(shapes), bool)
+    for _ in shapes:  # each pass can only add dense layers: at most one pass per layer
+        scale = (keep_total - jnp.sum(jnp.where(dense, sizes, 0.0))) / jnp.maximum(
+            jnp.sum(jnp.where(dense, 0.0, sizes * ratios)), 1e-12
+        )
+        dense = dense | (scale * ratios >= 1.0)
+    density = jnp.where(dense, 1.0, jnp.clip(scale * ratios, 0.0, 1.0))
+    return jnp.where(sparsity >= 1.0, 1.0, 1.0 - density)
+
+
 def magnitude_masks(params, sparsity: jax.Array, scope: str = "global"):
-    """Masks (float32, same tree as one agent's ``params``; ones on biases) at ``sparsity``."""
+    """Masks (float32, same tree as one agent's ``params``; ones on biases) at ``sparsity``:
+    one magnitude ranking over the agent's kernels (``global``), one per kernel at the same
+    sparsity (``layerwise``), or one per kernel at its ERK sparsity (``erk``)."""
     prunable, treedef, leaves = _prunable_leaves(params)
     masks = [jnp.ones_like(leaf) for _, leaf in leaves]
-    if scope == "global":
+    if scope == "erk":
+        layer_sparsity = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity)
+        for (index, leaf), s in zip(prunable, layer_sparsity, strict=True):
+            masks[index] = _keep_smallest_removed(leaf.ravel(), s).reshape(leaf.shape).astype(leaf.dtype)
+    elif scope == "global":
         flat = jnp.concatenate([leaf.ravel() for _, leaf in prunable])
         keep = _keep_smallest_removed(flat, sparsity)
         offset = 0

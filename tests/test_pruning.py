@@ -293,3 +293,41 @@ def test_nonzero_weights_counts_each_agents_kernels_not_biases():
         "head": {"kernel": np.array([[[3.0], [0.0]], [[0.0], [-1.0]]]), "bias": np.ones((2, 1))},
     }}
     np.testing.assert_array_equal(pruning.nonzero_weights(params), [3, 1])
+
+
+def erk_reference(shapes, sparsity):
+    """ERK in plain Python: raise a common scale until the kept count matches, capping layers at 1."""
+    sizes = [a * b for a, b in shapes]
+    ratios = [(a + b) / (a * b) for a, b in shapes]
+    keep = (1 - sparsity) * sum(sizes)
+    dense = set()
+    while True:
+        scale = (keep - sum(sizes[i] for i in dense)) / sum(sizes[i] * ratios[i] for i in range(len(shapes)) if i not in dense)
+        grown = {i for i in range(len(shapes)) if scale * ratios[i] >= 1} - dense
+        if not grown:
+            return [0.0 if i in dense else 1 - scale * ratios[i] for i in range(len(shapes))]
+        dense |= grown
+
+
+ERK = jax.jit(pruning.erk_sparsities, static_argnums=0)
+
+
+@given(st.floats(0.0, 0.999))
+def test_erk_allocation_matches_a_plain_loop_and_keeps_small_layers_denser(sparsity):
+    shapes = ((10, 256), (64, 256), (64, 256), (64, 256), (64, 5))
+    got = np.asarray(ERK(shapes, jnp.float32(sparsity)))
+    np.testing.assert_allclose(got, erk_reference(shapes, np.float32(sparsity)), atol=2e-5)
+    sizes = np.array([a * b for a, b in shapes])
+    assert (1 - got) @ sizes == pytest.approx((1 - np.float32(sparsity)) * sizes.sum(), rel=1e-4)
+    assert got[0] <= got[1] and got[4] <= got[1]  # the input and the head keep more than a recurrent kernel
+
+
+def test_erk_masks_prune_each_kernel_at_its_own_sparsity():
+    params = agent_params()
+    masks = MASKS(params, jnp.float32(0.9), "erk")
+    prunable = [(p, np.asarray(m)) for p, m in jax.tree_util.tree_leaves_with_path(masks) if pruning.is_prunable(p)]
+    shapes = tuple(m.shape for _, m in prunable)
+    wanted = np.asarray(ERK(shapes, jnp.float32(0.9)))
+    for (path, mask), s in zip(prunable, wanted, strict=True):
+        assert int((mask == 0).sum()) == math.floor(np.float32(s) * mask.size + 1e-3), path
+    assert ERK(shapes, jnp.float32(1.0)).tolist() == [1.0] * len(shapes)
