@@ -147,3 +147,29 @@ def bench_train(config, seed_counts=(1, 8, 32), iterations: int = 10, device_cou
                 raise RuntimeError(f"bench worker (devices={devices}, seeds={seeds}) failed:\n{out.stderr[-2000:]}")
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
+
+
+def bench_actor(path, min_seconds: float = 1.0, seed: int = 0) -> list[dict]:
+    """Per agent of an exported actor file (``dsa-jax export``): nonzero weights, CSR and dense
+    bytes, and the NumPy runtime's seconds per slot, sparse (CSR) against the same weights
+    stored dense, over random observations (the runtime's cost does not depend on their values)."""
+    from dsa_jax.sparse_actor import SparseActor
+
+    with np.load(path) as archive:
+        num_agents = json.loads(str(archive["meta"]))["num_agents"]
+    rows = []
+    for agent in range(num_agents):
+        sparse = SparseActor.load(path, agent)
+        dense = sparse.densified()
+        obs = np.random.default_rng(seed).random((256, sparse.first_observation().size), dtype=np.float32)
+        row = {"agent": agent, **sparse.footprint()}
+        for name, actor in (("sparse", sparse), ("dense", dense)):
+            actor.reset()
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < min_seconds:
+                actor.act(obs[calls % len(obs)])
+                calls += 1
+            row[f"{name}_us_per_slot"] = 1e6 * (time.perf_counter() - start) / calls
+        row["speedup"] = row["dense_us_per_slot"] / row["sparse_us_per_slot"]
+        rows.append(row)
+    return rows

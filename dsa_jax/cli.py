@@ -184,6 +184,8 @@ def cmd_bench(args) -> int:
         check_int("--devices", count, 1, 4096)
     check_int("--iterations", args.iterations, 1, 1_000_000)
     check_real("--seconds", args.seconds, 0.0, 3600.0, open_low=True)
+    if args.what == "actor":
+        return _bench_actor(args)
     if args.what == "env":
         rows = bench.bench_env(config.env, batches=args.batches, min_seconds=args.seconds)
         header = f"{'B':>6} {'compile s':>10} {'jax steps/s':>14} {'numpy steps/s':>14} {'ratio':>7}"
@@ -281,11 +283,41 @@ EXAMPLES = {
   dsa-jax compare runs/dense runs/sparse --metric genie_fraction --out runs/compare""",
     "bench": """examples:
   dsa-jax bench env --batches 1 64
-  dsa-jax bench train --preset quick --seed-counts 1 8""",
+  dsa-jax bench train --preset quick --seed-counts 1 8
+  dsa-jax bench actor --run runs/quick_sparse --seed 0""",
     "config": """examples:
   dsa-jax config --preset setup_a
   dsa-jax config --preset quick --set prune.schedule=harmonic""",
 }
+
+
+def _bench_actor(args) -> int:
+    """``bench actor RUN_OR_NPZ``: the deployed actor's size and the NumPy runtime's time per slot."""
+    import tempfile
+
+    from dsa_jax import bench
+    from dsa_jax.export import export_actors
+
+    if args.run is None:
+        raise ValueError("--run is required for bench actor: a run directory or an exported actor .npz")
+    source = Path(args.run)
+    with tempfile.TemporaryDirectory() as scratch:
+        if source.is_dir():
+            path = Path(scratch) / "actor.npz"
+            export_actors(_load(argparse.Namespace(run_dir=source, step=None, fallback=False)), args.seed, path)
+        elif source.is_file():
+            path = source
+        else:
+            raise ValueError(f"--run = {str(source)!r} is invalid: no such run directory or .npz file")
+        rows = bench.bench_actor(path, args.seconds)
+    print(f"{'agent':>5} {'nonzero':>8} {'weights':>8} {'CSR bytes':>10} {'dense bytes':>12} "
+          f"{'sparse µs/slot':>15} {'dense µs/slot':>14} {'speedup':>8}")
+    for r in rows:
+        print(f"{r['agent']:>5} {r['nonzero_weights']:>8,} {r['weights']:>8,} {r['sparse_bytes']:>10,} {r['dense_bytes']:>12,} "
+              f"{r['sparse_us_per_slot']:>15.1f} {r['dense_us_per_slot']:>14.1f} {r['speedup']:>8.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -379,9 +411,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     compare.set_defaults(func=cmd_compare)
 
     bench = add("bench", "throughput benchmarks")
-    bench.add_argument("what", choices=["env", "train"])
+    bench.add_argument("what", choices=["env", "train", "actor"])
     common(bench)
-    bench.add_argument("--seconds", type=float, default=1.0, help="env: timing per batch size")
+    bench.add_argument("--seconds", type=float, default=1.0, help="env: timing per batch size; actor: per runtime")
+    bench.add_argument("--run", help="actor: a run directory (its latest checkpoint is exported) or an exported .npz")
+    bench.add_argument("--seed", type=int, default=0, help="actor: which seed of a run directory")
     bench.add_argument("--batches", type=int, nargs="+", default=list(ENV_BATCHES), help="env: batch sizes B")
     bench.add_argument("--seed-counts", type=int, nargs="+", default=[1, 8, 32], help="train: seed counts")
     bench.add_argument("--iterations", type=int, default=10, help="train: timed iterations per seed count")

@@ -81,6 +81,29 @@ class SparseMatrix:
         return np.bincount(self._columns, weights=products, minlength=self.shape[1]).astype(np.float32)
 
 
+class DenseMatrix:
+    """``W`` ``[in, out]`` stored dense, with ``SparseMatrix``'s interface: the baseline that
+    ``dsa-jax bench actor`` times the sparse actor against."""
+
+    def __init__(self, dense: np.ndarray):
+        self.dense = np.ascontiguousarray(dense, np.float32)
+        self.shape = self.dense.shape
+
+    @property
+    def nnz(self) -> int:
+        return int(np.count_nonzero(self.dense))
+
+    @property
+    def nbytes(self) -> int:
+        return self.dense.nbytes
+
+    def to_dense(self) -> np.ndarray:
+        return self.dense
+
+    def rmatvec(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.dense
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
@@ -106,6 +129,10 @@ class SparseActor:
             }
             biases = {name: archive[prefix + name].astype(np.float32) for name in BIASES}
         return cls(matrices, biases)
+
+    def densified(self) -> SparseActor:
+        """The same actor with dense weight matrices (zeros stored): same outputs, dense cost."""
+        return SparseActor({name: DenseMatrix(m.to_dense()) for name, m in self.matrices.items()}, self.biases)
 
     def reset(self) -> None:
         """Zero hidden state, as at the start of an episode."""

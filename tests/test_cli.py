@@ -180,6 +180,26 @@ def test_export_explains_a_sparse_file_larger_than_the_dense_one(fresh_copy, tmp
     assert code == 0 and "note: the sparse file is larger than the dense weights" in out and "prune.schedule" in out
 
 
+def test_bench_actor_reports_the_deployed_actors_cost(fresh_copy, tmp_path):
+    from dsa_jax.sparse_actor import SparseActor
+
+    code, out, _ = run_cli(["bench", "actor", "--run", str(fresh_copy), "--seed", "1", "--seconds", "0.01",
+                            "--json", str(tmp_path / "rows.json")])
+    assert code == 0 and "µs/slot" in out
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["agent"] for r in rows] == [0, 1, 2]
+    for r in rows:  # quick_run's targets are 0.95, 0.97 and 0.96 per agent
+        assert r["nonzero_weights"] <= 0.05 * r["weights"] + 1 and r["sparse_bytes"] < r["dense_bytes"]
+        assert r["sparse_us_per_slot"] > 0 and r["dense_us_per_slot"] > 0
+    run_cli(["export", str(fresh_copy), "--out", str(tmp_path / "a.npz")])
+    sparse = SparseActor.load(tmp_path / "a.npz", 2)
+    dense = sparse.densified()
+    for t in range(4):
+        obs = np.eye(sparse.first_observation().size, dtype=np.float32)[t]
+        np.testing.assert_allclose(dense.step(obs), sparse.step(obs), rtol=1e-5, atol=1e-6)
+    refused(["bench", "actor"], "--run is required")
+
+
 def test_damaged_run_directory_errors_name_the_file(fresh_copy, tmp_path):
     config = fresh_copy / "config.json"
     config.write_text(config.read_text()[:40])
