@@ -227,6 +227,11 @@ class TrainConfig:
     # Runs a device vmaps at once (lax.map over groups); None = 1 on CPU, all on accelerators;
     # a number >= the runs per device vmaps them all.
     run_batch: int | None = None
+    # Population-based training (dsa_jax.pbt): 0 off, else members per population (consecutive
+    # seeds); every pbt_every iterations the bottom pbt_frac of each population copies the top.
+    pbt: int = 0
+    pbt_every: int = 50
+    pbt_frac: float = 0.25
 
     def __post_init__(self):
         check_int("train.iterations", self.iterations, 1, 10_000_000)
@@ -247,6 +252,15 @@ class TrainConfig:
             )
         if self.chunk % self.eval_every:
             fail("train.chunk", self.chunk, f"must be a multiple of train.eval_every = {self.eval_every}")
+        check_int("train.pbt", self.pbt, 0, 100_000)
+        check_int("train.pbt_every", self.pbt_every, 1, 10_000_000)
+        check_real("train.pbt_frac", self.pbt_frac, 0.0, 0.5, open_low=True)
+        if self.pbt == 1:
+            fail("train.pbt", self.pbt, "must be 0 (off) or a population of at least 2 members")
+        if self.pbt and self.seeds % self.pbt:
+            fail("train.pbt", self.pbt, f"must divide train.seeds = {self.seeds} (populations of consecutive seeds)")
+        if self.pbt and self.pbt_every % self.eval_every:
+            fail("train.pbt_every", self.pbt_every, f"must be a multiple of train.eval_every = {self.eval_every}")
 
 
 @dataclass(frozen=True)
@@ -262,6 +276,8 @@ class Config:
 
     def __post_init__(self):
         check_choice("algo", self.algo, ALGOS)
+        if self.train.pbt and self.algo not in ("iagc", "pai"):
+            fail("train.pbt", self.train.pbt, f"needs PPO numbers in the state (algo iagc or pai), not algo = {self.algo!r}")
         n = self.env.num_users
         check_per_agent("prune.target", self.prune.target_for(self.algo), n, 0.0, 1.0)
         if self.algo == "drqn" and self.dqn.buffer_episodes < self.ppo.num_envs:

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import ppo, progress, pruning, rundir, sharding, sweep
+from dsa_jax import pbt, ppo, progress, pruning, rundir, sharding, sweep
 from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
@@ -65,11 +65,27 @@ def compile_seconds():
 
 
 def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
-    """Blocks (of ``eval_every`` iterations) run by each compiled call, after ``done_iterations``."""
-    per_chunk = config.train.chunk // config.train.eval_every
-    total = (config.train.iterations - done_iterations) // config.train.eval_every
-    plan = [per_chunk] * (total // per_chunk)
-    return plan + ([total % per_chunk] if total % per_chunk else [])
+    """Blocks (of ``eval_every`` iterations) run by each compiled call, after ``done_iterations``:
+    calls end every ``train.chunk`` iterations, and with PBT also every ``train.pbt_every``."""
+    train = config.train
+    ends = set(range(train.chunk, train.iterations, train.chunk)) | {train.iterations}
+    if train.pbt:
+        ends |= set(range(train.pbt_every, train.iterations, train.pbt_every))
+    ends = sorted(end for end in ends if end > done_iterations)
+    return [(end - start) // train.eval_every for start, end in zip([done_iterations] + ends[:-1], ends, strict=True)]
+
+
+def pbt_step(config: Config, state, metrics: Metrics, num_runs: int, placement):
+    """After a chunk that ends on a ``train.pbt_every`` boundary (before the last iteration):
+    exploit and explore within each population (``dsa_jax.pbt``). Returns (state, exploits)."""
+    step = int(metrics.eval_iteration[0, -1])
+    train = config.train
+    if not train.pbt or step % train.pbt_every or step >= train.iterations:
+        return state, []
+    scores = np.asarray(metrics.eval.outcome.eval_return[:num_runs, -1], np.float64)
+    host = sharding.to_host(storable(state))
+    host, exploits = pbt.exploit_and_explore(host, scores, step, train.pbt, train.pbt_frac, train.first_seed)
+    return unstorable(sharding.to_global(host, placement)), exploits
 
 
 def train_seeds(config: Config, progress: bool = True, on_chunk=None, resume: Checkpoint | None = None) -> RunResult:
@@ -168,8 +184,11 @@ def train_runs(
                 state, metrics = wait_ready(compiled_blocks(program, blocks, mesh, batch)(state))
                 parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
                 bar.chunk_done(parts[-1])
+                state, exploits = pbt_step(config, state, parts[-1], num_runs, placement)
                 if on_chunk is not None:
-                    on_chunk(RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts)))
+                    result = RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
+                    result.timing["exploits"] = exploits
+                    on_chunk(result)
     timing = {
         "wall_s": time.perf_counter() - started,
         "compile_s": compiling[0],
@@ -339,6 +358,8 @@ class RunWriter:
         if self.main_process:
             rundir.write_metrics(self.run_dir, self.config, result.metrics)
         step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
+        if self.main_process and result.timing.get("exploits"):
+            rundir.log_exploits(self.run_dir, result.timing["exploits"])
         if checkpoint or step == self.config.train.iterations or self.chunks % self.config.train.checkpoint_every == 0:
             self.store.save(self.config, result.state, result.metrics)
         return step

@@ -26,7 +26,8 @@ from dsa_jax.train import make_program
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.npz"
 FIGURES = ("training.png", "sparsity.png", "losses.png")
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, "metrics.csv", *FIGURES, CHECKPOINTS, BROKEN)
+PBT_LOG = "pbt.csv"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "metrics.csv", *FIGURES, PBT_LOG, CHECKPOINTS, BROKEN)
 # What a run directory gains after training: evaluations and exports of the run it held, which
 # describe that run only, so starting the directory again removes them too.
 RUN_PRODUCTS = ("evaluation_*.json", "actor_seed*.npz")
@@ -171,6 +172,25 @@ def prepare_fresh(run_dir: Path, config: Config, overwrite: bool) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, config)
+
+
+def log_exploits(run_dir: Path, exploits: list) -> None:
+    """Append PBT's exploit steps (``pbt.Exploit``) to ``pbt.csv``, one row per replaced run; a
+    step already logged (a chunk trained again after a resume) is not repeated."""
+    path = Path(run_dir) / PBT_LOG
+    fields = ["step", "population", "loser", "winner", "loser_score", "winner_score", *exploits[0].hyper]
+    logged = set()
+    if path.exists():
+        with open(path, newline="") as handle:
+            logged = {(int(row["step"]), int(row["loser"])) for row in csv.DictReader(handle)}
+    rows = [e for e in exploits if (e.step, e.loser) not in logged]
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if not logged:
+            writer.writeheader()
+        for e in rows:
+            writer.writerow({"step": e.step, "population": e.population, "loser": e.loser, "winner": e.winner,
+                             "loser_score": e.loser_score, "winner_score": e.winner_score, **e.hyper})
 
 
 def eval_rows(config: Config, metrics: Metrics) -> list[dict]:
