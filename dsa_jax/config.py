@@ -220,7 +220,9 @@ class TrainConfig:
     first_seed: int = 0
     eval_every: int = 25
     eval_episodes: int = 32
-    chunk: int = 100
+    # Iterations per compiled call: a Ctrl-C waits for the call to end, and checkpoints come
+    # between calls. Chunking never changes the numbers.
+    chunk: int = 25
     checkpoint_every: int = 1  # in chunks
     keep_checkpoints: int = 3  # the last k are kept; the final one always
     devices: int | None = None  # devices the run axis is split over; None = one per run, up to all
@@ -331,10 +333,26 @@ def _section_types() -> dict[str, type]:
     return {"env": EnvParams, "ppo": PPOConfig, "dqn": DQNConfig, "prune": PruneConfig, "train": TrainConfig}
 
 
+def split_list(text: str) -> list[str]:
+    """``"a,b,[c,d]"`` -> ``["a", "b", "[c,d]"]``: the one grammar of comma lists (``--set``
+    values and ``--grid`` lists); commas inside brackets belong to a per-agent list."""
+    values, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            values.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return values + [current.strip()]
+
+
 def _parse_value(text: str) -> Any:
-    """JSON where it parses ("3", "0.5", "true", "[0.5, 0.8]", "null"), else a bare string."""
-    if "," in text and not text.lstrip().startswith("["):
-        return [_parse_value(part.strip()) for part in text.split(",")]
+    """JSON where it parses ("3", "0.5", "true", "[0.5, 0.8]", "null"), else a bare string; a
+    top-level comma list ("0.5,0.8") is a list of such values."""
+    parts = split_list(text)
+    if len(parts) > 1:
+        return [_parse_value(part) for part in parts]
     try:
         return json.loads(text)
     except json.JSONDecodeError:

@@ -22,7 +22,7 @@ from dsa_jax import pbt, ppo, progress, pruning, rundir, sharding, sweep
 from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.interrupt import RunInterrupted, StopRequest
-from dsa_jax.program import Metrics, Program, RunState
+from dsa_jax.program import Metrics, Program, RunState, concat_metrics
 from dsa_jax.train import make_program
 
 # Fields that may change when a run is resumed. The chunking ones do not change its numbers;
@@ -72,7 +72,8 @@ def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
     if train.pbt:
         ends |= set(range(train.pbt_every, train.iterations, train.pbt_every))
     ends = sorted(end for end in ends if end > done_iterations)
-    return [(end - start) // train.eval_every for start, end in zip([done_iterations] + ends[:-1], ends, strict=True)]
+    starts = [done_iterations] + ends[:-1]
+    return [(end - start) // train.eval_every for start, end in zip(starts[: len(ends)], ends, strict=True)]
 
 
 def pbt_step(config: Config, state, metrics: Metrics, num_runs: int, placement):
@@ -186,7 +187,7 @@ def train_runs(
                 bar.chunk_done(parts[-1])
                 state, exploits = pbt_step(config, state, parts[-1], num_runs, placement)
                 if on_chunk is not None:
-                    result = RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts))
+                    result = RunResult(config, sharding.first_runs(state, num_runs), concat_metrics(parts, axis=1, xp=np))
                     result.timing["exploits"] = exploits
                     on_chunk(result)
     timing = {
@@ -196,7 +197,7 @@ def train_runs(
         "runs": num_runs,
         "resumed_complete": resume is not None and not plan,
     }
-    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics_host(parts), timing)
+    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics(parts, axis=1, xp=np), timing)
 
 
 class ProgressBar:
@@ -278,11 +279,6 @@ def wait_ready(tree, poll_seconds: float = 0.05):
     while not all(array.is_ready() for array in arrays):
         time.sleep(poll_seconds)
     return tree
-
-
-def concat_metrics_host(parts: list[Metrics]) -> Metrics:
-    """Concatenate per-chunk metrics ``[S, ...]`` along time (axis 1); eval_iteration is per seed."""
-    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
 
 
 def run(

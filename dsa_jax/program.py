@@ -107,6 +107,7 @@ def seed_keys(num_seeds: int) -> jax.Array:
     return jax.vmap(jax.random.key)(jnp.arange(num_seeds))
 
 
-def concat_metrics(parts: list[Metrics]) -> Metrics:
-    """Join metrics of consecutive chunks along their leading axes."""
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)
+def concat_metrics(parts: list[Metrics], axis: int = 0, xp=jnp) -> Metrics:
+    """Join metrics of consecutive chunks along time: ``axis`` 0 for one run's metrics, 1 for
+    metrics with a leading run axis; ``xp=np`` keeps host arrays on the host."""
+    return jax.tree.map(lambda *xs: xp.concatenate(xs, axis=axis), *parts)

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from dsa_jax import compare, plots, ppo, rundir, stats
-from dsa_jax.config import Config, apply_overrides, differences
+from dsa_jax.config import Config, apply_overrides, differences, split_list
 from dsa_jax.validation import fail
 
 PPO_SWEEPABLE = tuple(f"ppo.{name}" for name in ppo.HYPER_FIELDS)
@@ -50,20 +50,6 @@ class GridPoint:
     config: Config
 
 
-def split_values(text: str) -> list[str]:
-    """``"a,b,[c,d]"`` -> ``["a", "b", "[c,d]"]``: commas inside brackets belong to a
-    per-agent list."""
-    values, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            values.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return values + [current.strip()]
-
-
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
     """``["ppo.ent_coef=0.01,0.03", …]`` -> ``{"ppo.ent_coef": ["0.01", "0.03"], …}``, in order."""
     grid: dict[str, list[str]] = {}
@@ -71,7 +57,7 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
         if "=" not in item:
             fail("--grid", item, "must look like key=v1,v2,..., e.g. ppo.ent_coef=0.01,0.03")
         key, text = (s.strip() for s in item.split("=", 1))
-        values = split_values(text)
+        values = split_list(text)
         if key in grid:
             fail("--grid", item, f"{key} is given twice")
         if any(v == "" for v in values):

@@ -26,28 +26,11 @@ from dsa_jax.reload import evaluate_run, load_run
 from dsa_jax.sparse_actor import SparseActor, SparseMatrix, index_dtype
 
 from conftest import QUICK_RUN, QUICK_RUN_OVERRIDES
+from helpers import assert_trees_equal, plain, tree_files
 
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 
 CONFIG = QUICK_RUN  # quick, pruned to at least 95% by the harmonic scheduler, six chunks of 10 iterations
-
-
-def plain(x):
-    x = np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-    return x
-
-
-def assert_trees_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    pairs = list(zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
-    assert pairs
-    for x, y in pairs:
-        assert plain(x).dtype == plain(y).dtype
-        np.testing.assert_array_equal(plain(x), plain(y))
-
-
-def tree_files(path: Path) -> dict:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ writes. A refusal is one line on stderr naming the argument, the value and what 
 exit 2, and no file changed (compared by hash)."""
 
 import contextlib
-import hashlib
 import io
 import json
 import shutil
@@ -23,14 +22,9 @@ from dsa_jax.config import apply_overrides
 from dsa_jax.optimum import joint_action_rewards, joint_actions
 
 from conftest import QUICK_RUN
+from helpers import hashes
 
 pytestmark = pytest.mark.slow  # the module's run fixture trains the session's quick run
-
-
-def hashes(path: Path) -> dict:
-    """Every file under ``path`` (or ``path`` itself) -> its SHA-256."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
@@ -221,6 +215,30 @@ def test_resume_without_config_json_reads_the_checkpoints_config(fresh_copy):
     with mock.patch.object(driver, "run", side_effect=ValueError("reached")) as run:
         code, _, err = run_cli(["train", "--resume", str(fresh_copy)])
     assert code == 2 and run.call_args.args[0] == QUICK_RUN
+
+
+def test_resume_with_more_iterations_says_what_to_do_instead(fresh_copy):
+    before = hashes(fresh_copy)
+    with pytest.raises(ValueError, match="train.iterations = 120 is invalid with --resume.*cannot be extended.*new run"):
+        driver.run(apply_overrides(QUICK_RUN, ["train.iterations=120"]), fresh_copy, progress=False, resume=True)
+    assert hashes(fresh_copy) == before
+
+
+def test_exported_runtime_runs_alone_with_numpy(fresh_copy, tmp_path):
+    import subprocess
+    import sys
+
+    device = tmp_path / "device"
+    code, _, _ = run_cli(["export", str(fresh_copy), "--out", str(device / "actor.npz"), "--with-runtime"])
+    assert code == 0
+    program = (
+        "import sys; sys.modules['jax'] = None; sys.modules['dsa_jax'] = None\n"  # neither may be imported
+        "from sparse_actor import SparseActor\n"
+        "actor = SparseActor.load('actor.npz', 1); actor.reset(); obs = actor.first_observation()\n"
+        "print([actor.act(obs) for _ in range(3)])"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=device, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("["), done.stderr
 
 
 def test_evaluate_fallback_says_which_step_it_used(fresh_copy):

@@ -16,6 +16,8 @@ from dsa_jax.checkpoint import CHECKPOINTS
 from dsa_jax.config import apply_overrides
 from dsa_jax.reload import load_run
 
+from helpers import assert_trees_equal
+
 
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=12), st.floats(0.01, 0.5), st.integers(0, 99))
 def test_choose_replaces_exactly_the_bottom_by_members_of_the_top(scores, frac, seed):
@@ -107,7 +109,16 @@ def test_pbt_run_logs_its_exploits_and_resumes_exactly(tmp_path):
     shutil.copytree(whole, stopped)
     shutil.rmtree(stopped / CHECKPOINTS / "20")
     resumed = driver.run(CONFIG, stopped, progress=False, resume=True)
-    for got, want in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(result.state), strict=True):
-        if not jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key):
-            np.testing.assert_array_equal(got, want)
+    assert_trees_equal(resumed.state, result.state)
     assert (stopped / "pbt.csv").read_text() == (whole / "pbt.csv").read_text()
+
+
+def test_chunks_end_on_exploit_steps_and_a_finished_run_has_none():
+    config = apply_overrides(presets.get("setup_a"), ["train.chunk=100", "train.pbt=5", "train.pbt_every=75"])
+
+    def ends(done):  # the iteration each compiled call ends at (blocks of eval_every = 25)
+        return (done + 25 * np.cumsum(driver.chunk_plan(config, done))).tolist()
+
+    assert ends(0) == [75, 100, 150, 200, 225, 300, 375, 400]  # every chunk of 100 and every exploit step
+    assert ends(150) == [200, 225, 300, 375, 400]
+    assert driver.chunk_plan(config, 400) == []

@@ -15,6 +15,8 @@ from dsa_jax import _cpu_guard, driver, presets
 from dsa_jax.program import seed_keys
 from dsa_jax.train import make_train
 
+from helpers import leaves_equal
+
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 
 CONFIG = presets.get("quick")
@@ -28,15 +30,6 @@ def vmapped_train():
 @pytest.fixture(scope="module")
 def trained(vmapped_train):
     return vmapped_train(seed_keys(CONFIG.train.seeds))
-
-
-def plain(x):
-    return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-
-
-def leaves_equal(a, b) -> bool:
-    pairs = list(zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
-    return len(pairs) > 0 and all(np.array_equal(plain(x), plain(y)) for x, y in pairs)
 
 
 def test_same_seed_same_numbers(vmapped_train, trained):
