@@ -46,6 +46,9 @@ class SparseMatrix:
     def __init__(self, shape, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray):
         self.shape = tuple(int(d) for d in shape)
         self.indptr, self.indices, self.data = indptr, indices, data
+        # Index arrays widened once at load, not on every slot: the stored ones are as small
+        # as their values allow, which NumPy's gathers would convert each call.
+        self._rows = indices.astype(np.intp)
         self._columns = np.repeat(np.arange(self.shape[1]), np.diff(indptr.astype(np.int64)))
 
     @classmethod
@@ -72,12 +75,12 @@ class SparseMatrix:
 
     def to_dense(self) -> np.ndarray:
         dense = np.zeros(self.shape, np.float32)
-        dense[self.indices.astype(np.int64), self._columns] = self.data
+        dense[self._rows, self._columns] = self.data
         return dense
 
     def rmatvec(self, x: np.ndarray) -> np.ndarray:
         """``x @ W`` for a vector ``x`` ``[in]`` -> ``[out]``."""
-        products = x[self.indices.astype(np.int64)] * self.data
+        products = x[self._rows] * self.data
         return np.bincount(self._columns, weights=products, minlength=self.shape[1]).astype(np.float32)
 
 
