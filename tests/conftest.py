@@ -39,24 +39,23 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains or compiles a whole program; deselect with -m 'not slow'")
 
 
-# The modules that take longest, longest first (their seconds of test time in one full run on
-# the 2-core CI machine, two workers, 2026-12-02, at 1801cfc). xdist (--dist loadfile
-# --no-loadscope-reorder) hands whole modules to whichever worker is free, in collection order;
-# ordered by their number of tests (xdist's default), long modules came late, and one worker ran
-# them alone while the other idled. The rest follow in file order.
+# The modules that take longest, longest first. xdist (--dist loadfile --no-loadscope-reorder)
+# hands whole modules to whichever worker is free, in collection order; ordered by their number
+# of tests (xdist's default), long modules came last and one worker ran them alone while the
+# other idled. The rest follow in file order. tests/README.md says how to re-measure.
 LONGEST_FIRST = [
-    "test_baselines.py",  # 88
-    "test_sharding.py",  # 66
-    "test_ppo.py",  # 59
-    "test_checkpoint.py",  # 58
-    "test_cli.py",  # about 75 alone
-    "test_train.py",  # 46
-    "test_pruning.py",  # 41
-    "test_sweep.py",  # 35
-    "test_experiments.py",  # 32
-    "test_env.py",  # 29
-    "test_aloha_and_metrics.py",  # 23
-    "test_notebook.py",  # 22
+    "test_baselines.py",
+    "test_sharding.py",
+    "test_ppo.py",
+    "test_checkpoint.py",
+    "test_cli.py",
+    "test_train.py",
+    "test_pruning.py",
+    "test_sweep.py",
+    "test_experiments.py",
+    "test_env.py",
+    "test_aloha_and_metrics.py",
+    "test_notebook.py",
 ]
 
 
