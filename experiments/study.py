@@ -18,27 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-from dsa_jax import driver, presets
+from dsa_jax import driver, presets, rundir
 from dsa_jax.checkpoint import CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.reload import evaluate_run, load_run
 from dsa_jax.stats import BOOTSTRAP_SEED
 
 RESAMPLES = 2000
-
-
-def commit() -> str:
-    """The commit of the code that runs (with ``+dirty`` when it has uncommitted changes)."""
-    here = Path(__file__).resolve().parent
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "dsa_jax"], cwd=here, capture_output=True, text=True)
-    return head + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def parse_row(text: str) -> tuple[str, list[str]]:
@@ -171,7 +162,7 @@ def main(argv=None) -> None:
         if name in records and records[name]["config"] == config.to_dict():
             continue
         wall = train_row(out / name, config)
-        record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": commit(),
+        record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
                   "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
                   **evaluate_row(out / name, args.episodes)}
         records[name] = record

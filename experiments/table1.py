@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
-from dsa_jax import driver, plots, presets, pruning, stats
+from dsa_jax import driver, plots, presets, pruning, rundir, stats
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.driver import RESUME_FREE_FIELDS
 from dsa_jax.reload import LoadedRun, evaluate_run, load_run
@@ -377,18 +376,13 @@ def cpu_model() -> str:
 
 
 def environment_facts() -> dict:
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-        except OSError:
-            return None
-
     import scipy
 
+    commit = rundir.provenance()["git_commit"]
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "commit": commit and commit.removesuffix("+dirty"),
+        "dirty": bool(commit and commit.endswith("+dirty")),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "numpy": np.__version__,
