@@ -141,3 +141,19 @@ def test_cpu_guard_respects_the_users_settings(user_flags, device_count):
     else:
         assert flags == f"{user_flags} --xla_cpu_enable_concurrency_optimized_scheduler=false"
     assert int(devices) == device_count
+
+
+def test_progress_reports_leave_the_numbers_alone():
+    """A block with the host progress report per iteration equals the same iterations without it."""
+    from dsa_jax import progress
+    from dsa_jax.train import make_program
+
+    program = make_program(CONFIG)
+    state = jax.jit(program.init)(jax.random.key(3))
+    every = CONFIG.train.eval_every
+    reported = []
+    with progress.listening(reported.append):
+        with_reports, _ = jax.jit(lambda s: program.train_blocks(s, 1))(state)
+    without, _ = jax.jit(lambda s: jax.lax.scan(lambda s, _: program.iteration(s), s, length=every))(state)
+    assert sum(reported) == every
+    assert leaves_equal(with_reports, without)
