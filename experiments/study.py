@@ -129,13 +129,14 @@ def report(records: dict, reference: str | None, out: Path, title: str) -> str:
     (out / "study.json").write_text(json.dumps(records, indent=2))
     figure(out / "study.png", records, title)
     lines = [f"| row | overrides | genie fraction mean [95% CI] | std | retained of {reference} [95% CI] | per seed | "
-             "sparsity | commit |", "|---|---|---|---|---|---|---|---|"]
+             "sparsity | train s | commit |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records.values():
         retained = f"{r['retained']:.3f} [{r['retained_ci95'][0]:.3f}, {r['retained_ci95'][1]:.3f}]" if "retained" in r else ""
         lines.append(
             f"| {r['row']} | `{' '.join(r['overrides'])}` | {r['genie_fraction_mean']:.3f} [{r['genie_fraction_ci95'][0]:.3f}, "
             f"{r['genie_fraction_ci95'][1]:.3f}] | {r['genie_fraction_std']:.3f} | {retained} | "
-            f"{', '.join(f'{v:.3f}' for v in r['genie_fraction_per_seed'])} | {r['sparsity_deployed']:.3f} | {r['commit'][:7]} |"
+            f"{', '.join(f'{v:.3f}' for v in r['genie_fraction_per_seed'])} | {r['sparsity_deployed']:.3f} | "
+            f"{r['train_wall_s'] or 'earlier'} | {r['commit'][:7]} |"
         )
     table = "\n".join(lines)
     (out / "study.md").write_text(f"# {title}\n\n{table}\n")
@@ -161,7 +162,7 @@ def main(argv=None) -> None:
         config = apply_overrides(presets.get(args.preset), overrides + [f"train.seeds={args.seeds}"])
         if name in records and records[name]["config"] == config.to_dict():
             continue
-        wall = train_row(out / name, config)
+        wall = train_row(out / name, config) or records.get(name, {}).get("train_wall_s", 0.0)  # re-read: keep its time
         record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
                   "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
                   **evaluate_row(out / name, args.episodes)}
