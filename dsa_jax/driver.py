@@ -42,6 +42,8 @@ class RunResult:
     # Seconds and counts of the call that produced it: wall_s, compile_s (JAX's tracing,
     # lowering and compilation), iterations trained, and resumed_complete (nothing was left).
     timing: dict = field(default_factory=dict)
+    # PBT's replacements made at the end of this chunk (dsa_jax.pbt.Exploit), for pbt.csv.
+    exploits: list = field(default_factory=list)
 
 
 COMPILE_EVENTS = "/jax/core/compile/"
@@ -73,7 +75,7 @@ def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
         ends |= set(range(train.pbt_every, train.iterations, train.pbt_every))
     ends = sorted(end for end in ends if end > done_iterations)
     starts = [done_iterations] + ends[:-1]
-    return [(end - start) // train.eval_every for start, end in zip(starts[: len(ends)], ends, strict=True)]
+    return [(end - start) // train.eval_every for start, end in zip(starts, ends, strict=False)]
 
 
 def pbt_step(config: Config, state, metrics: Metrics, num_runs: int, placement):
@@ -187,9 +189,8 @@ def train_runs(
                 bar.chunk_done(parts[-1])
                 state, exploits = pbt_step(config, state, parts[-1], num_runs, placement)
                 if on_chunk is not None:
-                    result = RunResult(config, sharding.first_runs(state, num_runs), concat_metrics(parts, axis=1, xp=np))
-                    result.timing["exploits"] = exploits
-                    on_chunk(result)
+                    metrics_so_far = concat_metrics(parts, axis=1, xp=np)
+                    on_chunk(RunResult(config, sharding.first_runs(state, num_runs), metrics_so_far, exploits=exploits))
     timing = {
         "wall_s": time.perf_counter() - started,
         "compile_s": compiling[0],
@@ -354,8 +355,8 @@ class RunWriter:
         if self.main_process:
             rundir.write_metrics(self.run_dir, self.config, result.metrics)
         step = int(result.metrics.eval_iteration[0, -1])  # host copy: every block ends with an evaluation
-        if self.main_process and result.timing.get("exploits"):
-            rundir.log_exploits(self.run_dir, result.timing["exploits"])
+        if self.main_process and result.exploits:
+            rundir.log_exploits(self.run_dir, result.exploits)
         if checkpoint or step == self.config.train.iterations or self.chunks % self.config.train.checkpoint_every == 0:
             self.store.save(self.config, result.state, result.metrics)
         return step
