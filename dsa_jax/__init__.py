@@ -1,6 +1,6 @@
 """dsa_jax: sparse multi-agent actor-critic for Dynamic Spectrum Access, end to end in JAX.
 
-The public names load lazily, so ``dsa_jax.sparse_actor`` (the exported-actor runtime) can be
+The public names load lazily, so ``dsa_jax.store.sparse_actor`` (the exported-actor runtime) can be
 imported on a device that has NumPy but no JAX.
 """
 
@@ -16,8 +16,8 @@ _PUBLIC = {
     "Config": "dsa_jax.config",
     "apply_overrides": "dsa_jax.config",
     "EnvParams": "dsa_jax.env",
-    "make_train": "dsa_jax.train",
-    "load_run": "dsa_jax.reload",
+    "make_train": "dsa_jax.algorithms.registry",
+    "load_run": "dsa_jax.training.reload",
     "presets": None,
 }
 __all__ = list(_PUBLIC)

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dsa_jax import _cpu_guard, numpy_env
+from dsa_jax import _cpu_guard
+from dsa_jax.env import numpy_env
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
 
@@ -76,9 +77,10 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     process), mapped over runs as the driver does (``train.devices``, ``train.run_batch``)."""
     import resource
 
-    from dsa_jax import driver, sharding
+    from dsa_jax import sharding
+    from dsa_jax.training import driver
     from dsa_jax.config import Config
-    from dsa_jax.train import make_program
+    from dsa_jax.algorithms.registry import make_program
 
     config = Config.from_dict(json.loads(config_json))
     program = make_program(config)
@@ -153,7 +155,7 @@ def bench_actor(path, min_seconds: float = 1.0, seed: int = 0) -> list[dict]:
     """Per agent of an exported actor file (``dsa-jax export``): nonzero weights, CSR and dense
     bytes, and the NumPy runtime's seconds per slot, sparse (CSR) against the same weights
     stored dense, over random observations (the runtime's cost does not depend on their values)."""
-    from dsa_jax.sparse_actor import SparseActor
+    from dsa_jax.store.sparse_actor import SparseActor
 
     with np.load(path) as archive:
         num_agents = json.loads(str(archive["meta"]))["num_agents"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from dsa_jax import presets
 from dsa_jax.bench import ENV_BATCHES
 from dsa_jax.config import apply_overrides
-from dsa_jax.interrupt import RunInterrupted
+from dsa_jax.training.interrupt import RunInterrupted
 from dsa_jax.validation import check_int, check_real
 
 DEFAULT_PRESET = "setup_a"
@@ -33,8 +33,9 @@ def _config(args, base=None):
 
 
 def cmd_train(args) -> int:
-    from dsa_jax import driver, rundir
-    from dsa_jax.interrupt import StopRequest
+    from dsa_jax.training import driver
+    from dsa_jax.store import rundir
+    from dsa_jax.training.interrupt import StopRequest
     from dsa_jax.sharding import initialize_distributed
 
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
@@ -54,7 +55,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from dsa_jax import sweep
+    from dsa_jax.training import sweep
 
     config = _config(args)
     grid = sweep.parse_grid(args.grid or [])
@@ -68,7 +69,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from dsa_jax.reload import evaluate_run, load_run
+    from dsa_jax.training.reload import evaluate_run, load_run
 
     check_int("--stream", args.stream, 0, UINT32_MAX)
     if args.episodes is not None:
@@ -113,8 +114,8 @@ def evaluation_name(step: int, stream: int, overrides: list[str]) -> str:
 
 def _load(args):
     """The run at ``--step`` (default: latest); says so when ``--fallback`` took an older step."""
-    from dsa_jax.checkpoint import CheckpointStore
-    from dsa_jax.reload import load_run
+    from dsa_jax.store.checkpoint import CheckpointStore
+    from dsa_jax.training.reload import load_run
 
     run = load_run(args.run_dir, args.step, fallback=args.fallback)
     if args.fallback:
@@ -132,8 +133,8 @@ def _load(args):
 def cmd_export(args) -> int:
     import shutil
 
-    from dsa_jax import sparse_actor
-    from dsa_jax.export import export_actors
+    from dsa_jax.store import sparse_actor
+    from dsa_jax.training.export import export_actors
 
     if args.step is not None:
         check_int("--step", args.step, 0, 10_000_000)
@@ -163,7 +164,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dsa_jax import compare
+    from dsa_jax.reporting import compare
 
     runs = [compare.load_curves(run, args.metric) for run in args.runs]
     records = compare.compare(runs)
@@ -217,8 +218,9 @@ def cmd_bench(args) -> int:
 def cmd_inspect(args) -> int:
     import jax
 
-    from dsa_jax import behaviour, rundir
-    from dsa_jax.train import make_program
+    from dsa_jax.reporting import behaviour
+    from dsa_jax.store import rundir
+    from dsa_jax.algorithms.registry import make_program
 
     check_int("--episodes", args.episodes, 1, 1_000_000)
     run = _load(args)
@@ -297,7 +299,7 @@ def _bench_actor(args) -> int:
     import tempfile
 
     from dsa_jax import bench
-    from dsa_jax.export import export_actors
+    from dsa_jax.training.export import export_actors
 
     if args.run is None:
         raise ValueError("--run is required for bench actor: a run directory or an exported actor .npz")

@@ -229,7 +229,7 @@ class TrainConfig:
     # Runs a device vmaps at once (lax.map over groups); None = 1 on CPU, all on accelerators;
     # a number >= the runs per device vmaps them all.
     run_batch: int | None = None
-    # Population-based training (dsa_jax.pbt): 0 off, else members per population (consecutive
+    # Population-based training (dsa_jax.training.pbt): 0 off, else members per population (consecutive
     # seeds); every pbt_every iterations the bottom pbt_frac of each population copies the top.
     pbt: int = 0
     pbt_every: int = 50

@@ -16,9 +16,10 @@ import jax
 import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
-from dsa_jax import driver, presets
+from dsa_jax import presets
+from dsa_jax.training import driver
 from dsa_jax.config import apply_overrides
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.registry import make_program
 
 
 def evaluate_betas(config, state, betas) -> dict:

@@ -26,7 +26,8 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 import dsa_jax  # noqa: E402, F401  (installs the CPU hang guard before JAX starts)
-from dsa_jax import driver, presets  # noqa: E402
+from dsa_jax import presets  # noqa: E402
+from dsa_jax.training import driver
 from dsa_jax.config import Config, apply_overrides  # noqa: E402
 
 settings.register_profile(

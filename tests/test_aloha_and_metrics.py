@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsa_jax import evaluation
-from dsa_jax.baselines import aloha, static
+from dsa_jax.algorithms import evaluation
+from dsa_jax.algorithms import aloha
+from dsa_jax.algorithms import static
 from dsa_jax.env import EnvParams
 
 

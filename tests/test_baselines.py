@@ -10,15 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, ppo, presets, pruning, rundir
-from dsa_jax.baselines import drqn
-from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.baselines.static import static_expected_reward
-from dsa_jax.checkpoint import CheckpointStore
+from dsa_jax import presets, pruning
+from dsa_jax.training import driver
+from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.store import rundir
+from dsa_jax.algorithms import drqn
+from dsa_jax.algorithms.aloha import aloha_expected_reward, optimal_q
+from dsa_jax.algorithms.static import static_expected_reward
+from dsa_jax.store.checkpoint import CheckpointStore
 from dsa_jax.config import apply_overrides
-from dsa_jax.networks import RecurrentNet, zero_carry
-from dsa_jax.reload import load_run
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.networks import RecurrentNet, zero_carry
+from dsa_jax.training.reload import load_run
+from dsa_jax.algorithms.registry import make_program
 
 QUICK = presets.get("quick")
 

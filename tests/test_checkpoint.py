@@ -17,13 +17,15 @@ from flax import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, ppo, rundir
-from dsa_jax.checkpoint import BROKEN, CHECKPOINTS, CheckpointError, CheckpointStore
+from dsa_jax.training import driver
+from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.store import rundir
+from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS, CheckpointError, CheckpointStore
 from dsa_jax.config import apply_overrides
-from dsa_jax.export import deployed_actor_params, export_actors
-from dsa_jax.interrupt import StopRequest
-from dsa_jax.reload import evaluate_run, load_run
-from dsa_jax.sparse_actor import SparseActor, SparseMatrix, index_dtype
+from dsa_jax.training.export import deployed_actor_params, export_actors
+from dsa_jax.training.interrupt import StopRequest
+from dsa_jax.training.reload import evaluate_run, load_run
+from dsa_jax.store.sparse_actor import SparseActor, SparseMatrix, index_dtype
 
 from conftest import QUICK_RUN, QUICK_RUN_OVERRIDES
 from helpers import assert_trees_equal, plain, tree_files
@@ -226,7 +228,7 @@ def test_sparse_actor_runs_without_jax(exported):
         import sys
         sys.modules["jax"] = None  # any import of JAX now fails
         import numpy as np
-        from dsa_jax.sparse_actor import SparseActor
+        from dsa_jax.store.sparse_actor import SparseActor
         actor = SparseActor.load({str(path)!r}, 0)
         actor.reset()
         actions = [actor.act(np.eye(actor.matrices["lstm1/input_kernel"].shape[0])[t % 3]) for t in range(5)]

@@ -16,10 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsa_jax import behaviour, cli, driver, presets, progress, rundir
-from dsa_jax.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax import cli, presets, progress
+from dsa_jax.reporting import behaviour
+from dsa_jax.training import driver
+from dsa_jax.store import rundir
+from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.config import apply_overrides
-from dsa_jax.optimum import joint_action_rewards, joint_actions
+from dsa_jax.env.genie import joint_action_rewards, joint_actions
 
 from conftest import QUICK_RUN
 from helpers import hashes
@@ -169,13 +172,13 @@ def test_export_refuses_to_replace_a_file_and_can_ship_the_runtime(fresh_copy, t
 
 def test_export_explains_a_sparse_file_larger_than_the_dense_one(fresh_copy, tmp_path):
     rows = [{"agent": 0, "dense_bytes": 100, "sparse_bytes": 127, "dense_macs": 10, "sparse_macs": 10}]
-    with mock.patch("dsa_jax.export.export_actors", return_value=rows):
+    with mock.patch("dsa_jax.training.export.export_actors", return_value=rows):
         code, out, _ = run_cli(["export", str(fresh_copy), "--out", str(tmp_path / "a.npz")])
     assert code == 0 and "note: the sparse file is larger than the dense weights" in out and "prune.schedule" in out
 
 
 def test_bench_actor_reports_the_deployed_actors_cost(fresh_copy, tmp_path):
-    from dsa_jax.sparse_actor import SparseActor
+    from dsa_jax.store.sparse_actor import SparseActor
 
     code, out, _ = run_cli(["bench", "actor", "--run", str(fresh_copy), "--seed", "1", "--seconds", "0.01",
                             "--json", str(tmp_path / "rows.json")])
@@ -366,11 +369,11 @@ def test_every_subcommand_argument_fuzz_exits_cleanly(command, data, run, tmp_pa
         "sweep": ["sweep", "--preset", "quick", "--grid", "ppo.ent_coef=0.01,0.02", "--out", "/nonexistent/never"],
     }[command] + [option, value]
     before = hashes(run)
-    patches = [mock.patch.object(driver, "run", side_effect=Reached), mock.patch("dsa_jax.reload.evaluate_run",
+    patches = [mock.patch.object(driver, "run", side_effect=Reached), mock.patch("dsa_jax.training.reload.evaluate_run",
                side_effect=Reached), mock.patch("dsa_jax.bench.bench_env", side_effect=Reached),
-               mock.patch("dsa_jax.sweep.run_sweep", side_effect=Reached),
-               mock.patch("dsa_jax.behaviour.make_player", side_effect=Reached),
-               mock.patch("dsa_jax.export.export_actors", side_effect=Reached)]
+               mock.patch("dsa_jax.training.sweep.run_sweep", side_effect=Reached),
+               mock.patch("dsa_jax.reporting.behaviour.make_player", side_effect=Reached),
+               mock.patch("dsa_jax.training.export.export_actors", side_effect=Reached)]
     with contextlib.ExitStack() as stack:
         for patch in patches:
             stack.enter_context(patch)

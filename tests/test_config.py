@@ -147,7 +147,8 @@ def test_set_fuzz_exits_2_with_one_line_or_trains(key, value, equals):
     import io
     from unittest import mock
 
-    from dsa_jax import cli, driver
+    from dsa_jax import cli
+    from dsa_jax.training import driver
 
     item = f"{key}={value}" if equals else key + value
     stderr = io.StringIO()

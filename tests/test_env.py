@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import env as E
-from dsa_jax import numpy_env
+from dsa_jax.env import numpy_env
 from dsa_jax.env import EnvParams
 
 PARAMS = EnvParams(num_users=3, num_channels=2, horizon=5)
@@ -322,7 +322,7 @@ def test_no_pu_mode_never_busy():
     "pu_mode, reward, clock", [("none", "snr", False), ("iid", "rate", True), ("episode", "success", False), ("markov", "snr", False)]
 )
 def test_parity_with_the_numpy_reference_slot_by_slot(pu_mode, reward, clock):
-    """The JAX env against ``dsa_jax.numpy_env`` on random joint actions: the same SNRs and PU
+    """The JAX env against ``dsa_jax.env.numpy_env`` on random joint actions: the same SNRs and PU
     occupancy (copied from the JAX state each slot, the RNGs differ) must give the same
     observations, rewards and genie optimum in every slot."""
     params = EnvParams(

@@ -7,9 +7,9 @@ import pytest
 
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
-from dsa_jax.marl import DSAMultiAgentEnv
+from dsa_jax.env.jaxmarl_api import DSAMultiAgentEnv
 
-from dsa_jax.pettingzoo_env import DSAParallelEnv  # needs the [pettingzoo] extra, part of [dev]
+from dsa_jax.env.pettingzoo_api import DSAParallelEnv  # needs the [pettingzoo] extra, part of [dev]
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 PU = EnvParams(num_users=3, num_channels=2, horizon=12, pu_mode="iid", pu_prob=0.3)
@@ -119,7 +119,7 @@ def test_pettingzoo_missing_extra_is_one_clear_line():
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['pettingzoo'] = None\nimport dsa_jax.pettingzoo_env"
+    code = "import sys; sys.modules['pettingzoo'] = None\nimport dsa_jax.env.pettingzoo_api"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert 'needs the [pettingzoo] extra: pip install "dsa_jax[pettingzoo]"' in done.stderr.strip().splitlines()[-1]

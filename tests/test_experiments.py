@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from dsa_jax import presets
-from dsa_jax.evaluation import evaluation_key
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.evaluation import evaluation_key
+from dsa_jax.algorithms.registry import make_program
 from experiments import table1
-from dsa_jax.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
+from dsa_jax.reporting.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
 
@@ -204,7 +204,7 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     import shutil
     from unittest import mock
 
-    from dsa_jax import driver
+    from dsa_jax.training import driver
     from experiments import study
 
     shape = "train.iterations=20 train.chunk=10 prune.target=0.95"  # the suite's shared pruned shape

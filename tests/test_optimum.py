@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from dsa_jax import optimum as O
+from dsa_jax.env import genie as O
 
 
 def python_brute_force(weights, busy):

@@ -11,10 +11,13 @@ from flax import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, pbt, ppo, presets
-from dsa_jax.checkpoint import CHECKPOINTS
+from dsa_jax import presets
+from dsa_jax.training import driver
+from dsa_jax.training import pbt
+from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.store.checkpoint import CHECKPOINTS
 from dsa_jax.config import apply_overrides
-from dsa_jax.reload import load_run
+from dsa_jax.training.reload import load_run
 
 from helpers import assert_trees_equal
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from dsa_jax import env as E
-from dsa_jax import ppo, presets
+from dsa_jax import presets
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import apply_overrides
-from dsa_jax.networks import LSTMState, lstm_cell, lstm_sequence
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.networks import LSTMState, lstm_cell, lstm_sequence
+from dsa_jax.algorithms.registry import make_program
 
 CONFIG = presets.get("quick")
 
@@ -323,7 +324,7 @@ def test_update_changes_each_agent_independently(first_rollout):
 def test_lapack_free_orthogonal_init_matches_flax(shape):
     from flax.linen import initializers
 
-    from dsa_jax.networks import orthogonal
+    from dsa_jax.algorithms.networks import orthogonal
 
     key = jax.random.key(3)
     q = np.asarray(orthogonal(key, shape), np.float64)
@@ -333,7 +334,7 @@ def test_lapack_free_orthogonal_init_matches_flax(shape):
 
 
 def test_actor_width_is_its_own_and_the_critic_keeps_its_width():
-    from dsa_jax.iagc import make_model
+    from dsa_jax.algorithms.ppo.iagc import make_model
 
     config = apply_overrides(presets.get("quick"), ["ppo.actor_hidden_size=24"])
     model = make_model(config)

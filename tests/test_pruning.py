@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax import driver, presets, pruning
+from dsa_jax import presets, pruning
+from dsa_jax.training import driver
 from dsa_jax.config import PruneConfig, apply_overrides
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.registry import make_program
 
 from conftest import QUICK_RUN
 

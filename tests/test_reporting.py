@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dsa_jax import cli, compare, presets
+from dsa_jax import cli, presets
+from dsa_jax.reporting import compare
 
 
 def fake_run(path, finals, curve_start=0.0):
@@ -99,7 +100,7 @@ def test_tensorboard_scalars_are_the_runs_metrics(logged_run):
 
 
 def test_tensorboard_after_a_resume_logs_only_what_is_new(logged_run, tmp_path):
-    from dsa_jax.tensorboard import TensorBoardLog
+    from dsa_jax.reporting.tensorboard import TensorBoardLog
 
     config, result, _ = logged_run
     log = TensorBoardLog(tmp_path, config.train.seeds, after=10)

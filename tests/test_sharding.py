@@ -12,10 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-from dsa_jax import driver, presets, sharding
-from dsa_jax.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax import presets, sharding
+from dsa_jax.training import driver
+from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.config import apply_overrides
-from dsa_jax.reload import load_run
+from dsa_jax.training.reload import load_run
 
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 

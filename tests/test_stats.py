@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsa_jax import stats
+from dsa_jax.reporting import stats
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 samples = st.lists(finite, min_size=2, max_size=12)

@@ -9,9 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from dsa_jax import driver, presets, sweep
+from dsa_jax import presets
+from dsa_jax.training import driver
+from dsa_jax.training import sweep
 from dsa_jax.config import apply_overrides
-from dsa_jax.reload import load_run
+from dsa_jax.training.reload import load_run
 
 pytestmark = pytest.mark.slow  # trains whole programs
 

@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsa_jax import _cpu_guard, driver, presets
-from dsa_jax.program import seed_keys
-from dsa_jax.train import make_train
+from dsa_jax import _cpu_guard, presets
+from dsa_jax.training import driver
+from dsa_jax.algorithms.program import seed_keys
+from dsa_jax.algorithms.registry import make_train
 
 from helpers import leaves_equal
 
@@ -45,7 +46,7 @@ def test_seeds_differ(trained):
 
 def test_trained_agents_are_independent(trained):
     """Agent j's output, hence its loss, gives every other agent's parameters a zero gradient."""
-    from dsa_jax.train import make_program
+    from dsa_jax.algorithms.registry import make_program
 
     state, _ = trained
     params = jax.tree.map(lambda x: x[0], state.learner.actor_params)  # seed 0: [N, ...]
@@ -103,8 +104,8 @@ GUARD_SCRIPT = textwrap.dedent(
     import os, jax
     import dsa_jax
     from dsa_jax import presets
-    from dsa_jax.program import seed_keys
-    from dsa_jax.train import make_train
+    from dsa_jax.algorithms.program import seed_keys
+    from dsa_jax.algorithms.registry import make_train
     assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in os.environ["XLA_FLAGS"]
     config = presets.get("quick")
     train = jax.jit(jax.vmap(make_train(config)))
@@ -146,7 +147,7 @@ def test_cpu_guard_respects_the_users_settings(user_flags, device_count):
 def test_progress_reports_leave_the_numbers_alone():
     """A block with the host progress report per iteration equals the same iterations without it."""
     from dsa_jax import progress
-    from dsa_jax.train import make_program
+    from dsa_jax.algorithms.registry import make_program
 
     program = make_program(CONFIG)
     state = jax.jit(program.init)(jax.random.key(3))

@@ -17,11 +17,13 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from dsa_jax import evaluation, ppo, pruning
+from dsa_jax import pruning
+from dsa_jax.algorithms import evaluation
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
-from dsa_jax.evaluation import Evaluation, actor_policy, evaluate_policy
-from dsa_jax.networks import IAGCModel
-from dsa_jax.program import Program
+from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
+from dsa_jax.algorithms.networks import IAGCModel
+from dsa_jax.algorithms.program import Program
 
 
 @struct.dataclass

@@ -25,7 +25,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax import compare, plots, ppo, rundir, stats
+from dsa_jax.reporting import compare
+from dsa_jax.reporting import plots
+from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.store import rundir
+from dsa_jax.reporting import stats
 from dsa_jax.config import Config, apply_overrides, differences, split_list
 from dsa_jax.validation import fail
 

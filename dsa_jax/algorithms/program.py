@@ -19,7 +19,7 @@ from flax import struct
 
 from dsa_jax import progress
 from dsa_jax.config import Config
-from dsa_jax.evaluation import Evaluation
+from dsa_jax.algorithms.evaluation import Evaluation
 
 
 class RunState(Protocol):

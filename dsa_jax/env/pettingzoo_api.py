@@ -1,6 +1,6 @@
 """PettingZoo ``ParallelEnv`` adapter (``pip install "dsa_jax[pettingzoo]"``).
 
-    from dsa_jax.pettingzoo_env import DSAParallelEnv
+    from dsa_jax.env.pettingzoo_api import DSAParallelEnv
     env = DSAParallelEnv(presets.get("setup_a").env)
     obs, infos = env.reset(seed=0)
     while env.agents:
@@ -21,13 +21,13 @@ import numpy as np
 
 from dsa_jax import env as dsa_env
 from dsa_jax.env import EnvParams
-from dsa_jax.marl import observation_bounds
+from dsa_jax.env.jaxmarl_api import observation_bounds
 
 try:
     from gymnasium import spaces
     from pettingzoo import ParallelEnv
 except ImportError as error:  # the optional extra is missing: one line, what to install
-    raise ImportError('dsa_jax.pettingzoo_env needs the [pettingzoo] extra: pip install "dsa_jax[pettingzoo]"') from error
+    raise ImportError('dsa_jax.env.pettingzoo_api needs the [pettingzoo] extra: pip install "dsa_jax[pettingzoo]"') from error
 
 
 class DSAParallelEnv(ParallelEnv):

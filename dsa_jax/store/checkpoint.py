@@ -18,11 +18,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
-from dsa_jax import __version__, ppo
+from dsa_jax import __version__
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
-from dsa_jax.program import Metrics, RunState, seed_keys
+from dsa_jax.algorithms.program import Metrics, RunState, seed_keys
 from dsa_jax.sharding import run_sharding, to_host
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.registry import make_program
 
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"  # where a fallback moves steps it could not read

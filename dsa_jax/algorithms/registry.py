@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import jax
 
-from dsa_jax.baselines.aloha import make_aloha_program
-from dsa_jax.baselines.drqn import make_drqn_program
-from dsa_jax.baselines.pai import make_pai_program
-from dsa_jax.baselines.static import make_static_program
+from dsa_jax.algorithms.aloha import make_aloha_program
+from dsa_jax.algorithms.drqn import make_drqn_program
+from dsa_jax.algorithms.ppo.pai import make_pai_program
+from dsa_jax.algorithms.static import make_static_program
 from dsa_jax.config import ALGOS, Config
-from dsa_jax.iagc import make_iagc_program
-from dsa_jax.program import Metrics, Program, concat_metrics
+from dsa_jax.algorithms.ppo.iagc import make_iagc_program
+from dsa_jax.algorithms.program import Metrics, Program, concat_metrics
 
 # One program per ``algo``, keyed by the names config.ALGOS validates.
 PROGRAMS: dict[str, Callable[[Config], Program]] = {

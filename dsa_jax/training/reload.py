@@ -14,11 +14,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax.checkpoint import CheckpointStore, abstract_state
+from dsa_jax.store.checkpoint import CheckpointStore, abstract_state
 from dsa_jax.config import Config, apply_overrides, differences
-from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.program import Metrics, RunState
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.evaluation import EvalMetrics
+from dsa_jax.algorithms.program import Metrics, RunState
+from dsa_jax.algorithms.registry import make_program
 
 
 @dataclass

@@ -3,7 +3,7 @@
 ``dsa-jax compare RUN_A RUN_B … [--metric eval_return|genie_fraction]`` reads each run's
 ``metrics.npz`` (no JAX needed) and reports, per run, the final evaluation's mean ± std over
 seeds, the interquartile mean with its 95 % bootstrap interval, the best seed, the area under
-the evaluation curve and the probability of improvement over the first run (``dsa_jax.stats``).
+the evaluation curve and the probability of improvement over the first run (``dsa_jax.reporting.stats``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dsa_jax import plots, stats
-from dsa_jax.rundir import METRICS_FILE, read_config
+from dsa_jax.reporting import plots
+from dsa_jax.reporting import stats
+from dsa_jax.store.rundir import METRICS_FILE, read_config
 
 METRICS = ("eval_return", "genie_fraction")
 

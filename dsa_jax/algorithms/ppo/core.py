@@ -16,7 +16,7 @@ from flax import struct
 from dsa_jax import env as dsa_env
 from dsa_jax.config import PPOConfig
 from dsa_jax.env import EnvParams, EnvState
-from dsa_jax.networks import IAGCModel, policy
+from dsa_jax.algorithms.networks import IAGCModel, policy
 
 
 @struct.dataclass

@@ -15,10 +15,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dsa_jax import ppo, pruning
+from dsa_jax import pruning
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
-from dsa_jax.iagc import Actors, PPOState, ppo_functions
-from dsa_jax.program import Program
+from dsa_jax.algorithms.ppo.iagc import Actors, PPOState, ppo_functions
+from dsa_jax.algorithms.program import Program
 
 
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:

@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dsa_jax import evaluation
+from dsa_jax.algorithms import evaluation
 from dsa_jax.config import Config
-from dsa_jax.evaluation import Act, evaluate_policy
-from dsa_jax.program import Program
+from dsa_jax.algorithms.evaluation import Act, evaluate_policy
+from dsa_jax.algorithms.program import Program
 
 
 @struct.dataclass

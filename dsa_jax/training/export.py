@@ -1,4 +1,4 @@
-"""Export a run seed's deployed (pruned) actors in the sparse format of ``dsa_jax.sparse_actor``."""
+"""Export a run seed's deployed (pruned) actors in the sparse format of ``dsa_jax.store.sparse_actor``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax.reload import LoadedRun
-from dsa_jax.sparse_actor import BIASES, MATRICES, SparseActor, SparseMatrix
-from dsa_jax.train import make_program
+from dsa_jax.training.reload import LoadedRun
+from dsa_jax.store.sparse_actor import BIASES, MATRICES, SparseActor, SparseMatrix
+from dsa_jax.algorithms.registry import make_program
 
 
 def deployed_actor_params(run: LoadedRun, seed: int) -> dict:
@@ -42,7 +42,7 @@ def export_actors(run: LoadedRun, seed: int, path: str | Path) -> list[dict]:
         for name in BIASES:
             arrays[f"a{agent}/{name}"] = _leaf(agent_params, name).astype(np.float32)
     meta = {
-        "format": "dsa_jax.sparse_actor/1",
+        "format": "dsa_jax.store.sparse_actor/1",
         "num_agents": num_agents,
         "obs_dim": run.config.env.obs_dim,
         "num_actions": run.config.env.num_actions,

@@ -14,14 +14,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax import plots
-from dsa_jax.baselines.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.baselines.static import static_expected_reward
-from dsa_jax.checkpoint import BROKEN, CHECKPOINTS
+from dsa_jax.reporting import plots
+from dsa_jax.algorithms.aloha import aloha_expected_reward, optimal_q
+from dsa_jax.algorithms.static import static_expected_reward
+from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS
 from dsa_jax.config import Config, differences
-from dsa_jax.evaluation import EvalMetrics
-from dsa_jax.program import Metrics
-from dsa_jax.train import make_program
+from dsa_jax.algorithms.evaluation import EvalMetrics
+from dsa_jax.algorithms.program import Metrics
+from dsa_jax.algorithms.registry import make_program
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.npz"
@@ -48,7 +48,7 @@ def provenance() -> dict:
 
     from dsa_jax import __version__
 
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package, not only store/
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True, text=True, timeout=10)
@@ -96,7 +96,7 @@ def saved_config(run_dir: Path) -> Config:
     checkpoint saved (resuming writes ``config.json`` again)."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file() and (run_dir / CHECKPOINTS).is_dir():
-        from dsa_jax.checkpoint import CheckpointStore
+        from dsa_jax.store.checkpoint import CheckpointStore
 
         store = CheckpointStore(run_dir)
         try:

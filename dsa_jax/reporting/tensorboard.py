@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsa_jax.program import Metrics
+from dsa_jax.algorithms.program import Metrics
 
 # The package is installed from its clone, so the extra comes from there too.
 EXTRA = 'pip install -e ".[tensorboard]" in the dsa_jax clone (or pip install tensorboardX)'

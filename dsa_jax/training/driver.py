@@ -18,12 +18,16 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import pbt, ppo, progress, pruning, rundir, sharding, sweep
-from dsa_jax.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
+from dsa_jax import progress, pruning, sharding
+from dsa_jax.training import pbt
+from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.store import rundir
+from dsa_jax.training import sweep
+from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
 from dsa_jax.config import Config, PruneConfig, differences
-from dsa_jax.interrupt import RunInterrupted, StopRequest
-from dsa_jax.program import Metrics, Program, RunState, concat_metrics
-from dsa_jax.train import make_program
+from dsa_jax.training.interrupt import RunInterrupted, StopRequest
+from dsa_jax.algorithms.program import Metrics, Program, RunState, concat_metrics
+from dsa_jax.algorithms.registry import make_program
 
 # Fields that may change when a run is resumed. The chunking ones do not change its numbers;
 # train.devices and train.run_batch change at most float rounding (another batch shape per vmap).
@@ -42,7 +46,7 @@ class RunResult:
     # Seconds and counts of the call that produced it: wall_s, compile_s (JAX's tracing,
     # lowering and compilation), iterations trained, and resumed_complete (nothing was left).
     timing: dict = field(default_factory=dict)
-    # PBT's replacements made at the end of this chunk (dsa_jax.pbt.Exploit), for pbt.csv.
+    # PBT's replacements made at the end of this chunk (dsa_jax.training.pbt.Exploit), for pbt.csv.
     exploits: list = field(default_factory=list)
 
 
@@ -80,7 +84,7 @@ def chunk_plan(config: Config, done_iterations: int = 0) -> list[int]:
 
 def pbt_step(config: Config, state, metrics: Metrics, num_runs: int, placement):
     """After a chunk that ends on a ``train.pbt_every`` boundary (before the last iteration):
-    exploit and explore within each population (``dsa_jax.pbt``). Returns (state, exploits)."""
+    exploit and explore within each population (``dsa_jax.training.pbt``). Returns (state, exploits)."""
     step = int(metrics.eval_iteration[0, -1])
     train = config.train
     if not train.pbt or step % train.pbt_every or step >= train.iterations:
@@ -299,14 +303,14 @@ def run(
     ``RESUME_FREE_FIELDS``); ``fallback`` resumes from the newest readable checkpoint when the
     latest is broken. A fresh run refuses a directory that holds a run unless ``overwrite``.
     When ``stop`` is requested (Ctrl-C), the run checkpoints after the current chunk and raises
-    ``RunInterrupted``. ``tensorboard``: a folder for TensorBoard logs (``dsa_jax.tensorboard``).
+    ``RunInterrupted``. ``tensorboard``: a folder for TensorBoard logs (``dsa_jax.reporting.tensorboard``).
     """
     run_dir = Path(out_dir)
     main_process = jax.process_index() == 0  # multi-host: one process writes the files
     checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config, config.train.seeds)) if resume else None
     log = None
     if tensorboard is not None and main_process:  # before anything is written: a missing extra changes nothing
-        from dsa_jax.tensorboard import TensorBoardLog
+        from dsa_jax.reporting.tensorboard import TensorBoardLog
 
         log = TensorBoardLog(tensorboard, config.train.seeds, checkpoint.step if checkpoint else None)
     if not resume and main_process:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dsa_jax.optimum import slot_optimum
+from dsa_jax.env.genie import slot_optimum
 from dsa_jax.validation import check_bool, check_choice, check_int, check_real, fail
 
 SNR_DISTS = ("uniform", "uniform_db", "rayleigh")

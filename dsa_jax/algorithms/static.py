@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from dsa_jax.baselines.fixed_policy import fixed_policy_program
+from dsa_jax.algorithms.fixed import fixed_policy_program
 from dsa_jax.config import Config
 from dsa_jax.env import EnvParams, mean_weight, pu_free_probability
-from dsa_jax.program import Program
+from dsa_jax.algorithms.program import Program
 
 
 def static_expected_reward(params: EnvParams) -> float:

@@ -1,0 +1,1 @@
+"""Algorithms: the Program contract every algorithm provides, and the algorithms."""

@@ -1,1 +1,0 @@
-"""Baselines the paper compares against."""

@@ -1,0 +1,1 @@
+"""Statistics, figures and summaries over runs' metrics."""

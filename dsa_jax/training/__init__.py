@@ -1,0 +1,1 @@
+"""Running programs over runs on disk: the chunked driver, sweeps, resume, PBT, reload, export."""
