@@ -78,15 +78,15 @@ def _train_worker(config_json: str, seeds: int, iterations: int) -> dict:
     import resource
 
     from dsa_jax import sharding
-    from dsa_jax.training import driver
+    from dsa_jax.algorithms import registry
     from dsa_jax.config import Config
-    from dsa_jax.algorithms.registry import make_program
+    from dsa_jax.training import driver
 
     config = Config.from_dict(json.loads(config_json))
-    program = make_program(config)
+    program = registry.make_program(config)
     mesh, batch = sharding.run_mesh(config, seeds), sharding.vmap_width(config)
     # the driver's own start program (a compilation cache may hold it already)
-    init_args = driver.traced_init_args(config, [config], seeds)
+    init_args = registry.init_args(config, [config], seeds)
     state, _ = driver.start_runs(program, np.arange(seeds), init_args, mesh, batch)
     run = sharding.over_runs(
         lambda s: jax.lax.scan(lambda s, _: program.step(s), s, length=iterations), mesh, batch

@@ -29,14 +29,17 @@ def _config(args, base=None):
         config = apply_overrides(config, [f"train.seeds={args.seeds}"])
     if getattr(args, "first_seed", None) is not None:
         config = apply_overrides(config, [f"train.first_seed={args.first_seed}"])
-    return apply_overrides(config, args.set or [])
+    from dsa_jax.algorithms import registry  # imported when used: --help stays quick
+
+    return registry.check(apply_overrides(config, args.set or []))
 
 
 def cmd_train(args) -> int:
-    from dsa_jax.training import driver
-    from dsa_jax.store import rundir
-    from dsa_jax.training.interrupt import StopRequest
+    from dsa_jax.algorithms import registry
     from dsa_jax.sharding import initialize_distributed
+    from dsa_jax.store import rundir
+    from dsa_jax.training import driver
+    from dsa_jax.training.interrupt import StopRequest
 
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     if args.resume and args.out and args.out != args.resume:
@@ -50,7 +53,7 @@ def cmd_train(args) -> int:
         )
     if result.timing.get("resumed_complete"):
         print(f"{out} was already complete at iteration {config.train.iterations}: nothing to train")
-    print(rundir.summary_table(config, result.metrics, out, result.timing))
+    print(rundir.summary_table(config, result.metrics, out, registry.describe_run(config), registry.facts(config), result.timing))
     return 0
 
 
@@ -218,9 +221,9 @@ def cmd_bench(args) -> int:
 def cmd_inspect(args) -> int:
     import jax
 
-    from dsa_jax.reporting import behaviour
-    from dsa_jax.store import rundir
+    from dsa_jax.algorithms import registry
     from dsa_jax.algorithms.registry import make_program
+    from dsa_jax.reporting import behaviour
 
     check_int("--episodes", args.episodes, 1, 1_000_000)
     run = _load(args)
@@ -241,7 +244,7 @@ def cmd_inspect(args) -> int:
         figure = out / f"episode_seed{seed}.png"
         first = jax.tree.map(lambda x: x[0], trace)
         behaviour.episode_figure(figure, first, behaviour.episode_snr(keys[0], config.env), config.env,
-                                 f"{rundir.describe_run(config)}, seed {seed}, iteration {run.step}")
+                                 f"{registry.describe_run(config)}, seed {seed}, iteration {run.step}")
         print(f"  one episode, slot by slot: {figure}")
     return 0
 

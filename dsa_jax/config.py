@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsa_jax.env import EnvParams
+from dsa_jax.migrations import CONFIG_ADDED
+from dsa_jax.pruning import SCHEDULES
 from dsa_jax.validation import (
     check_bool,
     check_choice,
@@ -21,11 +23,7 @@ from dsa_jax.validation import (
     fail,
 )
 
-ALGOS = ("iagc", "drqn", "pai", "aloha", "static")
 PAI_STRUCTURES = ("structured", "unstructured")
-# prune.target = None means the algorithm's default: the gradual schedules' end point, or PaI's.
-DEFAULT_TARGET = {"iagc": 0.95, "pai": 0.5}
-SCHEDULES = ("none", "constant", "linear", "polynomial", "cosine", "harmonic")
 PRUNE_MODES = ("regrow", "fixed")
 PRUNE_SCOPES = ("global", "layerwise", "erk")
 # What the global critic reads: every user's observation (the paper's IAGC), or those plus the
@@ -35,21 +33,6 @@ CRITIC_INPUTS = ("observations", "state")
 # or each user's difference reward, the slot reward minus what it would have been had that user
 # stayed idle (``env.marginal_rewards``), with one value head per agent.
 CREDITS = ("shared", "difference")
-
-# Fields added after runs were first saved, with the value those runs were trained with: a saved
-# config without the field gets this value, not the current default.
-SAVED_BEFORE = {
-    "env": {"obs_clock": False},
-    "train": {"first_seed": 0},
-    "ppo": {
-        "critic_input": "observations",
-        "explore_frac": 0.0,
-        "explore_temp": 3.0,
-        "ent_coef_end": None,
-        "credit": "shared",
-        "solo_frac": 0.0,
-    }
-}
 
 # Largest number of elements one batched array may hold (int32 indexing in XLA).
 MAX_ELEMENTS = 2**31 - 1
@@ -163,8 +146,8 @@ class PruneConfig:
     """Gradual magnitude pruning of the actors (``prune.*``).
 
     ``target`` and ``initial`` are one sparsity for every agent or a tuple with one per agent;
-    ``target`` None means the algorithm's default (``DEFAULT_TARGET``: 0.95 for IAGC's
-    schedules, 0.5 for PaI). ``period`` None means (end - start) / 4 iterations.
+    ``target`` None means the algorithm's default (its ``Algorithm.default_target``: 0.95 for
+    IAGC's schedules, 0.5 for PaI). ``period`` None means (end - start) / 4 iterations.
     ``pai_masks`` is PaI's mask kind (``structured``: hidden units, ``unstructured``: weights).
     """
 
@@ -182,10 +165,6 @@ class PruneConfig:
     mode: str = "regrow"
     scope: str = "global"
     pai_masks: str = "structured"
-
-    def target_for(self, algo: str):
-        """The target sparsity (float or per-agent tuple) that ``algo`` uses."""
-        return DEFAULT_TARGET.get(algo, DEFAULT_TARGET["iagc"]) if self.target is None else self.target
 
     def __post_init__(self):
         for name in ("target", "initial"):
@@ -267,7 +246,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole run: environment, algorithm and its hyper-parameters, pruning, budget."""
+    """A whole run: environment, algorithm and its hyper-parameters, pruning, budget.
+
+    The rules that depend on the algorithm (a known ``algo``, its default target, its own
+    cross-field checks) are checked by ``algorithms.registry.check``, which every program
+    factory and the command line call: the config sits below the algorithms."""
 
     env: EnvParams = field(default_factory=EnvParams)
     algo: str = "iagc"
@@ -277,17 +260,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        check_choice("algo", self.algo, ALGOS)
-        if self.train.pbt and self.algo not in ("iagc", "pai"):
-            fail("train.pbt", self.train.pbt, f"needs PPO numbers in the state (algo iagc or pai), not algo = {self.algo!r}")
         n = self.env.num_users
-        check_per_agent("prune.target", self.prune.target_for(self.algo), n, 0.0, 1.0)
-        if self.algo == "drqn" and self.dqn.buffer_episodes < self.ppo.num_envs:
-            fail(
-                "dqn.buffer_episodes",
-                self.dqn.buffer_episodes,
-                f"must be >= ppo.num_envs = {self.ppo.num_envs} (the episodes added per iteration)",
-            )
+        if self.prune.target is not None:
+            check_per_agent("prune.target", self.prune.target, n, 0.0, 1.0)
         check_per_agent("prune.initial", self.prune.initial, n, 0.0, 1.0)
         width = max(self.env.obs_dim, self.ppo.hidden_size, self.ppo.actor_hidden_size or 0)
         rollout = self.ppo.num_envs * self.env.horizon * n * width
@@ -311,14 +286,14 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
         """Inverse of ``to_dict``; unknown keys are refused, and fields missing from a config
-        saved by an earlier version take the value that version used (``SAVED_BEFORE``)."""
+        saved by an earlier version take the value that version used (``migrations.CONFIG_ADDED``)."""
         sections = _section_types()
         kwargs = {}
         for key, value in data.items():
             if key == "algo":
                 kwargs[key] = value
             elif key in sections:
-                value = {**SAVED_BEFORE.get(key, {}), **value}
+                value = {**CONFIG_ADDED.get(key, {}), **value}
                 known = {f.name for f in dataclasses.fields(sections[key])}
                 for sub in value:
                     if sub not in known:

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from dsa_jax.algorithms import evaluation
-from dsa_jax.algorithms import aloha
-from dsa_jax.algorithms import static
+from dsa_jax.algorithms import fixed
+from dsa_jax.env import closed_forms
 from dsa_jax.env import EnvParams
 
 
 def aloha_stats(params, q, episodes, seed=0):
-    act = lambda key, carry, obs: (carry, aloha.aloha_actions(key, params, q))  # noqa: E731
+    act = lambda key, carry, obs: (carry, fixed.aloha_actions(key, params, q))  # noqa: E731
     run = functools.partial(evaluation.run_episodes, params=params, act=act, init_carry=tuple, num_episodes=episodes)
     return jax.jit(run)(jax.random.key(seed))
 
@@ -33,7 +33,7 @@ def test_closed_form_matches_monte_carlo(params, q):
     stats = aloha_stats(params, q, episodes=600)
     per_slot = np.asarray(stats.reward, np.float64) / params.horizon  # one value per episode
     stderr = per_slot.std(ddof=1) / np.sqrt(per_slot.size)
-    assert abs(per_slot.mean() - aloha.aloha_expected_reward(params, q)) < 3 * stderr
+    assert abs(per_slot.mean() - closed_forms.aloha_expected_reward(params, q)) < 3 * stderr
 
 
 STATIC_CASES = [
@@ -47,12 +47,12 @@ STATIC_CASES = [
 
 @pytest.mark.parametrize("params", STATIC_CASES)
 def test_static_closed_form_matches_monte_carlo(params):
-    act = lambda key, carry, obs: (carry, static.static_actions(params))  # noqa: E731
+    act = lambda key, carry, obs: (carry, fixed.static_actions(params))  # noqa: E731
     run = functools.partial(evaluation.run_episodes, params=params, act=act, init_carry=tuple, num_episodes=800)
     stats = jax.jit(run)(jax.random.key(11))
     per_slot = np.asarray(stats.reward, np.float64) / params.horizon
     stderr = per_slot.std(ddof=1) / np.sqrt(per_slot.size)
-    assert abs(per_slot.mean() - static.static_expected_reward(params)) < 4 * stderr
+    assert abs(per_slot.mean() - closed_forms.static_expected_reward(params)) < 4 * stderr
     # nobody ever collides: min(N, K) users on distinct channels, the rest idle
     assert int(stats.collisions.sum()) == 0
     assert int(stats.idle.sum()) == 800 * params.horizon * max(params.num_users - params.num_channels, 0)
@@ -60,23 +60,23 @@ def test_static_closed_form_matches_monte_carlo(params):
 
 def test_static_hand_values():
     # setup_a: 2 users on distinct channels, E[SNR] = 5.5 -> 11 per slot; one user alone: 5.5
-    assert static.static_expected_reward(EnvParams()) == pytest.approx(11.0)
-    assert static.static_expected_reward(EnvParams(num_users=1, num_channels=4)) == pytest.approx(5.5)
+    assert closed_forms.static_expected_reward(EnvParams()) == pytest.approx(11.0)
+    assert closed_forms.static_expected_reward(EnvParams(num_users=1, num_channels=4)) == pytest.approx(5.5)
     # PU busy w.p. 0.2: 2 * 5.5 * 0.8
-    assert static.static_expected_reward(EnvParams(pu_mode="iid", pu_prob=0.2)) == pytest.approx(8.8)
-    np.testing.assert_array_equal(static.static_actions(EnvParams(num_users=4, num_channels=2)), [1, 2, 0, 0])
+    assert closed_forms.static_expected_reward(EnvParams(pu_mode="iid", pu_prob=0.2)) == pytest.approx(8.8)
+    np.testing.assert_array_equal(fixed.static_actions(EnvParams(num_users=4, num_channels=2)), [1, 2, 0, 0])
 
 
 def test_closed_form_hand_value():
     # (q/K)(1-q/K)^(N-1) * N*K*E[SNR] = (1/3)(2/3)^2 * 6 * 5.5
-    assert aloha.aloha_expected_reward(EnvParams(), 2 / 3) == pytest.approx((1 / 3) * (4 / 9) * 33.0)
-    assert aloha.optimal_q(EnvParams()) == pytest.approx(2 / 3)
+    assert closed_forms.aloha_expected_reward(EnvParams(), 2 / 3) == pytest.approx((1 / 3) * (4 / 9) * 33.0)
+    assert closed_forms.optimal_q(EnvParams()) == pytest.approx(2 / 3)
 
 
 def test_aloha_transmit_probability_and_channels():
     params = EnvParams(num_users=4, num_channels=3)
     keys = jax.random.split(jax.random.key(0), 20000)
-    actions = np.asarray(jax.vmap(lambda k: aloha.aloha_actions(k, params, 0.3))(keys))
+    actions = np.asarray(jax.vmap(lambda k: fixed.aloha_actions(k, params, 0.3))(keys))
     assert abs((actions > 0).mean() - 0.3) < 0.01
     assert set(np.unique(actions)) == {0, 1, 2, 3}
 

@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import presets, pruning
+from dsa_jax.algorithms import registry
 from dsa_jax.training import driver
 from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.store import rundir
 from dsa_jax.algorithms import drqn
-from dsa_jax.algorithms.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.algorithms.static import static_expected_reward
+from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
 from dsa_jax.store.checkpoint import CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.algorithms.networks import RecurrentNet, zero_carry
@@ -276,7 +276,7 @@ def test_algos_write_the_same_run_directory_and_checkpoint(algo, algo_runs):
         rows = list(csv.DictReader(handle))
     assert len(rows) == config.train.seeds * (config.train.iterations // config.train.eval_every + 1)
     assert all(float(row["static_return"]) == pytest.approx(static) for row in rows)
-    summary = rundir.summary(config, result.metrics)
+    summary = rundir.summary(config, result.metrics, registry.facts(config))
     assert summary["static_return"] == pytest.approx(static)
     final = np.asarray(result.metrics.eval.outcome.eval_return[:, -1]).mean()
     assert summary["ratio_to_static"] == pytest.approx(final / static, rel=1e-6)

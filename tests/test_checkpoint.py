@@ -72,7 +72,7 @@ def test_checkpoint_saved_before_a_state_field_existed_restores_with_the_configs
     store = CheckpointStore(tmp_path)
     store.save(CONFIG, old, result.metrics)
     store.close()
-    restored = CheckpointStore(tmp_path).restore()
+    restored = CheckpointStore(tmp_path).restore(make_program)
     assert_trees_equal(restored.state, result.state)  # hyper: the config's numbers, one per run
     np.testing.assert_array_equal(restored.state.hyper.lr_actor, np.full(CONFIG.train.seeds, np.float32(CONFIG.ppo.lr_actor)))
 

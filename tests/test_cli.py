@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsa_jax import cli, presets, progress
+from dsa_jax.algorithms import registry
 from dsa_jax.reporting import behaviour
 from dsa_jax.training import driver
 from dsa_jax.store import rundir
@@ -131,12 +132,12 @@ def test_seed_is_not_an_abbreviation_of_seeds_and_first_seed_chooses_them():
 
 def test_summary_reference_levels_match_the_final_ratios(quick_run):
     metrics = quick_run.result.metrics
-    summary = rundir.summary(QUICK_RUN, metrics)
+    summary = rundir.summary(QUICK_RUN, metrics, registry.facts(QUICK_RUN))
     outcome = metrics.eval.outcome
     assert summary["genie_return"] == pytest.approx(float(np.mean(outcome.genie_return[:, -1])))
     per_seed = np.asarray(outcome.eval_return[:, -1]) / np.asarray(outcome.genie_return[:, -1])
     np.testing.assert_allclose(per_seed, outcome.genie_fraction[:, -1], rtol=1e-5)
-    table = rundir.summary_table(QUICK_RUN, metrics, quick_run.out, {"wall_s": 2.0, "compile_s": 1.0, "iterations": 60,
+    table = rundir.summary_table(QUICK_RUN, metrics, quick_run.out, registry.describe_run(QUICK_RUN), {}, {"wall_s": 2.0, "compile_s": 1.0, "iterations": 60,
                                                                        "runs": 2})
     for text in ("genie fraction", "× static policy", "× slotted ALOHA", "actor sparsity", "agent-steps/s",
                  "1.0 s of it compiling", "checkpoints", f"dsa-jax evaluate {quick_run.out}"):

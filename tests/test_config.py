@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from dsa_jax import presets
+from dsa_jax.algorithms import registry
 from dsa_jax.config import Config, apply_overrides, differences
 
 
@@ -64,8 +65,8 @@ BAD = [
 
 @pytest.mark.parametrize("overrides, fragment", BAD)
 def test_bad_values_raise_clear_errors(overrides, fragment):
-    with pytest.raises(ValueError) as err:
-        apply_overrides(presets.get("quick"), overrides)
+    with pytest.raises(ValueError) as err:  # the algorithm's own rules too: the command line checks both
+        registry.check(apply_overrides(presets.get("quick"), overrides))
     message = str(err.value)
     assert fragment in message
     assert "must" in message or "unknown" in message or "exceeds" in message

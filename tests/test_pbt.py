@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import presets
+from dsa_jax.algorithms import registry
 from dsa_jax.training import driver
 from dsa_jax.training import pbt
 from dsa_jax.algorithms.ppo import core as ppo
@@ -84,7 +85,7 @@ def test_pbt_config_is_validated():
                              (["train.seeds=4", "train.pbt=2", "train.pbt_every=15"], "train.pbt_every = 15"),
                              (["algo=drqn", "train.pbt=2"], "algo iagc or pai")):
         with pytest.raises(ValueError, match=field):
-            apply_overrides(base, overrides)
+            registry.check(apply_overrides(base, overrides))
 
 
 # the shape test_sharding trains (8 pruned seeds, 20 iterations in chunks of 10), so programs are shared

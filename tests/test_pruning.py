@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dsa_jax import presets, pruning
 from dsa_jax.training import driver
 from dsa_jax.config import PruneConfig, apply_overrides
+from dsa_jax.algorithms.ppo import iagc
 from dsa_jax.algorithms.registry import make_program
 
 from conftest import QUICK_RUN
@@ -47,7 +48,7 @@ KINDS = ["constant", "linear", "polynomial", "cosine", "harmonic"]
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def _schedule_values(prune: PruneConfig, ts: jax.Array, iterations: int) -> jax.Array:
-    return jax.vmap(lambda t: pruning.sparsity_at(t, prune, iterations))(ts)
+    return jax.vmap(lambda t: pruning.sparsity_at(t, prune, iterations, iagc.DEFAULT_TARGET))(ts)
 
 
 def schedule_values(prune: PruneConfig, ts, iterations: int = ITERS) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dsa_jax import presets
+from dsa_jax.algorithms import registry
 from dsa_jax.training import driver
 from dsa_jax.training import sweep
 from dsa_jax.config import apply_overrides
@@ -113,7 +114,8 @@ def test_parse_grid():
 def test_cli_refuses_a_shape_field_in_one_line_before_compiling(tmp_path):
     code = (
         "import sys, jax\n"
-        "from dsa_jax import cli, driver, sweep\n"
+        "from dsa_jax import cli\n"
+        "from dsa_jax.training import driver, sweep\n"
         "jax.jit = driver.train_grid = None  # training or compiling now fails loudly\n"
         f"sys.exit(cli.main(['sweep', '--preset', 'quick', '--grid', 'ppo.num_envs=8,16', '--out', {str(tmp_path / 's')!r}]))"
     )
@@ -131,7 +133,7 @@ def test_configs_that_differ_in_traced_numbers_share_one_compiled_start():
     texts = []
     for config in (apply_overrides(BASE, ["prune.schedule=harmonic"]), other):
         program, seeds = driver.make_program(config), config.train.seeds
-        init_args = driver.traced_init_args(config, [config], seeds)
+        init_args = registry.init_args(config, [config], seeds)
         names = tuple(sorted(init_args))
         assert names == ("hyper", "schedule")
         mesh = driver.sharding.run_mesh(config, seeds)

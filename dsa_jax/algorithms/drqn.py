@@ -21,7 +21,8 @@ from dsa_jax.algorithms import evaluation
 from dsa_jax.config import Config, DQNConfig
 from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
 from dsa_jax.algorithms.networks import IAGCModel, RecurrentNet, zero_carry
-from dsa_jax.algorithms.program import Program
+from dsa_jax.algorithms.program import Algorithm, Program
+from dsa_jax.validation import fail
 
 
 @struct.dataclass
@@ -168,7 +169,7 @@ def epsilon_greedy(net: RecurrentNet, params, epsilon: jax.Array, dueling: bool,
     return act, lambda: zero_carry((num_agents,), net.hidden_size)
 
 
-def make_drqn_program(config: Config) -> Program:
+def make_drqn_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
     env_params, cfg = config.env, config.dqn
     num_agents, num_actions = env_params.num_users, env_params.num_actions
     hidden = config.ppo.hidden_size
@@ -232,3 +233,15 @@ def make_drqn_program(config: Config) -> Program:
         return evaluate_policy(state, config, act, init_carry, zeros, measured, measured)
 
     return Program(config, model, init, iteration, deploy, evaluate)
+
+
+def check(config: Config) -> None:
+    if config.dqn.buffer_episodes < config.ppo.num_envs:
+        fail(
+            "dqn.buffer_episodes",
+            config.dqn.buffer_episodes,
+            f"must be >= ppo.num_envs = {config.ppo.num_envs} (the episodes added per iteration)",
+        )
+
+
+ALGORITHM = Algorithm("drqn", make_drqn_program, check=check)

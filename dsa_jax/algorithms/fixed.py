@@ -1,6 +1,6 @@
-"""The program of a policy that does not learn (ALOHA, the static assignment).
+"""Policies that do not learn: randomised slotted ALOHA and the static assignment.
 
-It goes through the same driver, metrics and run directory as the learners, so tables and
+Each goes through the same driver, metrics and run directory as the learners, so tables and
 figures treat it alike: an iteration plays ``ppo.num_envs`` episodes, as a learner's would,
 and reports them; every sparsity is zero (there is no network).
 """
@@ -12,9 +12,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from dsa_jax.algorithms import evaluation
-from dsa_jax.config import Config
 from dsa_jax.algorithms.evaluation import Act, evaluate_policy
-from dsa_jax.algorithms.program import Program
+from dsa_jax.algorithms.program import Algorithm, Program
+from dsa_jax.config import Config
+from dsa_jax.env import EnvParams
+from dsa_jax.env.closed_forms import optimal_q
 
 
 @struct.dataclass
@@ -57,3 +59,45 @@ def fixed_policy_program(config: Config, act: Act) -> Program[PolicyState, Polic
         return evaluate_policy(state, config, act, init_carry, zeros, zeros, zeros)
 
     return Program(config, None, init, iteration, None, evaluate)
+
+
+def aloha_actions(key: jax.Array, params: EnvParams, q: float) -> jax.Array:
+    """One slot of ALOHA actions, int32 ``[N]``: each user transmits w.p. q on a uniformly
+    random channel (0 idle, c in 1..K)."""
+    transmit_key, channel_key = jax.random.split(key)
+    transmit = jax.random.bernoulli(transmit_key, q, (params.num_users,))
+    channel = jax.random.randint(channel_key, (params.num_users,), 1, params.num_channels + 1)
+    return jnp.where(transmit, channel, 0).astype(jnp.int32)
+
+
+def make_aloha_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
+    """``algo=aloha`` at q* = min(1, K / N); its evaluation is the policy itself."""
+    params = config.env
+    q = optimal_q(params)
+
+    def act(key, carry, obs):
+        return carry, aloha_actions(key, params, q)
+
+    return fixed_policy_program(config, act)
+
+
+def static_actions(params: EnvParams) -> jnp.ndarray:
+    """The best constant, observation-free decentralised policy, int32 ``[N]``: user i on
+    channel i+1 for i < min(N, K), the rest idle. A learner that scores at this level has
+    learned nothing that needs its observations: it is the bar for "the weights matter"."""
+    users = jnp.arange(params.num_users)
+    return jnp.where(users < params.num_channels, users + 1, 0).astype(jnp.int32)
+
+
+def make_static_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
+    """``algo=static``: the assignment played through the driver, a check on the closed form."""
+    actions = static_actions(config.env)
+
+    def act(key, carry, obs):
+        return carry, actions
+
+    return fixed_policy_program(config, act)
+
+
+ALOHA = Algorithm("aloha", make_aloha_program)
+STATIC = Algorithm("static", make_static_program)

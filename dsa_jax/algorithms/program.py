@@ -102,6 +102,32 @@ class Program(Generic[State, Train]):
         return state, Metrics(train=empty_train, eval=evals, eval_iteration=state.iteration[None])
 
 
+@dataclass(frozen=True)
+class Algorithm:
+    """What an algorithm module exports: one line in ``algorithms.registry`` makes it a valid
+    ``algo``, and the registry derives sweeps, traced init arguments and default targets from it.
+
+    - ``make_program(config, points) -> Program``: ``points`` are the configs of the runs one
+      program trains (``(config,)`` outside sweeps); they differ from ``config`` only in
+      ``sweepable`` fields.
+    - ``sweepable``: dotted config fields each run holds as data in its state, so one compiled
+      program can give every run its own value.
+    - ``init_args(point) -> {name: pytree}``: the traced arguments ``init`` takes for one run of
+      ``point``, made from those fields.
+    - ``default_target``: the sparsity ``prune.target = None`` means (None: nothing is pruned).
+    - ``label(config, target) -> str``: how a run title names its pruning ("" for none).
+    - ``check(config)``: rules between fields that only this algorithm has; raises ValueError.
+    """
+
+    name: str
+    make_program: Callable[[Config, tuple[Config, ...]], Program]
+    sweepable: tuple[str, ...] = ()
+    init_args: Callable[[Config], dict] = lambda point: {}
+    default_target: float | None = None
+    label: Callable[[Config, Any], str] = lambda config, target: ""
+    check: Callable[[Config], None] = lambda config: None
+
+
 def seed_keys(num_seeds: int) -> jax.Array:
     """Seed i always gets ``jax.random.key(i)``, whatever the number of seeds."""
     return jax.vmap(jax.random.key)(jnp.arange(num_seeds))

@@ -16,8 +16,6 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dsa_jax.config import SCHEDULES, PruneConfig
-
 
 @struct.dataclass
 class PruneSchedule:
@@ -37,19 +35,29 @@ class PruneSchedule:
     period_growth: jax.Array
 
 
+# The prune.* field each schedule field is made from (None: from the run's length). Every one is
+# traced data, so these are the pruning numbers one program can vary per run.
+CONFIG_FIELDS = {"kind": "schedule", "start": "start_frac", "end": "end_frac", "last": None}
+SWEEPABLE = tuple(
+    f"prune.{CONFIG_FIELDS.get(name, name)}" for name in PruneSchedule.__dataclass_fields__ if CONFIG_FIELDS.get(name, name)
+)
+
+
 def _per_agent(value, num_agents: int) -> jax.Array:
     return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (num_agents,))
 
 
-def make_schedule(prune: PruneConfig, iterations: int, num_agents: int) -> PruneSchedule:
-    """The traced form of ``prune.*`` for a run of ``iterations`` iterations."""
+def make_schedule(prune, iterations: int, num_agents: int, target) -> PruneSchedule:
+    """The traced form of a ``prune.*`` config (``config.PruneConfig``) for a run of
+    ``iterations`` iterations, ending at ``target`` (float or per-agent tuple; the config's
+    ``target`` resolved by the algorithm)."""
     start = math.floor(prune.start_frac * iterations)
     end = math.floor(prune.end_frac * iterations)
     period = prune.period if prune.period is not None else max(end - start, 1) / 4.0
     return PruneSchedule(
         kind=jnp.int32(SCHEDULE_INDEX[prune.schedule]),
         initial=_per_agent(prune.initial, num_agents),
-        target=_per_agent(prune.target_for("iagc"), num_agents),
+        target=_per_agent(target, num_agents),
         start=jnp.int32(start),
         end=jnp.int32(end),
         interval=jnp.int32(prune.interval),
@@ -83,8 +91,7 @@ FORMULAS = {
     "cosine": _cosine,
     "harmonic": _harmonic,
 }
-if set(FORMULAS) != set(SCHEDULES):
-    raise ImportError(f"pruning.FORMULAS {sorted(FORMULAS)} must cover config.SCHEDULES {sorted(SCHEDULES)}")
+SCHEDULES = tuple(FORMULAS)  # the names prune.schedule accepts
 SCHEDULE_INDEX = {name: i for i, name in enumerate(FORMULAS)}
 
 
@@ -100,13 +107,16 @@ def scheduled_sparsity(t: jax.Array, schedule: PruneSchedule) -> jax.Array:
     return jnp.where(t < s.start, 0.0, jnp.where(t >= s.end, locked, inside)).astype(jnp.float32)
 
 
-def sparsity_at(t, prune: PruneConfig, iterations: int) -> jax.Array:
-    """s(t) for a ``prune.*`` config, float32 ``[N]`` (N from a per-agent target, else 1).
-
+def sparsity_at(t, prune, iterations: int, default_target=None) -> jax.Array:
+    """s(t) for a ``prune.*`` config, float32 ``[N]`` (N from a per-agent target, else 1);
+    ``default_target`` stands for a ``target`` of None (an algorithm's default).
     Pass a per-agent ``target`` (or ``initial``) to get one value per agent.
     """
-    num_agents = max(len(v) if isinstance(v, tuple) else 1 for v in (prune.target_for("iagc"), prune.initial))
-    return scheduled_sparsity(t, make_schedule(prune, iterations, num_agents))
+    target = default_target if prune.target is None else prune.target
+    if target is None:
+        raise ValueError("prune.target = None is invalid here: give the sparsity the schedule ends at")
+    num_agents = max(len(v) if isinstance(v, tuple) else 1 for v in (target, prune.initial))
+    return scheduled_sparsity(t, make_schedule(prune, iterations, num_agents, target))
 
 
 def is_pruning_step(iteration: jax.Array, schedule: PruneSchedule) -> jax.Array:

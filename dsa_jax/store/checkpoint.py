@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,23 +20,16 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from dsa_jax import __version__
-from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.algorithms.program import Metrics, Program, RunState, seed_keys
 from dsa_jax.config import Config
-from dsa_jax.algorithms.program import Metrics, RunState, seed_keys
+from dsa_jax.migrations import STATE_ADDED
 from dsa_jax.sharding import run_sharding, to_host
-from dsa_jax.algorithms.registry import make_program
 
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"  # where a fallback moves steps it could not read
-
-# State fields added after checkpoints were first saved, and how a restored run gets them: a
-# checkpoint whose meta does not list the field is read without it, then given the value the
-# config implies (``ppo.hyper``: the run's PPO numbers, which that version compiled in).
-ADDED_STATE_FIELDS = {"hyper": lambda config, num_runs: _per_run(ppo.Hyper.from_config(config.ppo), num_runs)}
-
-
-def _per_run(tree, num_runs: int):
-    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (num_runs,) + np.shape(x)).copy(), tree)
+# Makes the program of a saved config (``algorithms.registry.make_program``): the store restores
+# into the program's state, but knows no algorithm itself.
+Programs = Callable[[Config], Program]
 
 
 def state_fields(state: RunState) -> list[str]:
@@ -76,9 +70,9 @@ def state_digest(state: RunState) -> str:
     return digest.hexdigest()
 
 
-def abstract_state(config: Config, num_runs: int, sharding=None) -> RunState:
+def abstract_state(program: Program, num_runs: int, sharding=None) -> RunState:
     """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
-    init = jax.vmap(make_program(config).init)
+    init = jax.vmap(program.init)
     shapes = jax.eval_shape(lambda keys: storable(init(keys)), seed_keys(num_runs))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
@@ -90,8 +84,15 @@ def placement(num_runs: int, mesh=None):
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
-def _metrics_template(config: Config, num_runs: int) -> Metrics:
-    return jax.eval_shape(jax.vmap(make_program(config).start), seed_keys(num_runs))[1]
+def _metrics_template(program: Program, num_runs: int) -> Metrics:
+    return jax.eval_shape(jax.vmap(program.start), seed_keys(num_runs))[1]
+
+
+def _fresh_fields(program: Program, names: list[str], num_runs: int) -> dict:
+    """Fields ``names`` of a fresh ``init`` of ``num_runs`` runs: what a state saved before
+    those fields existed gets (``migrations.STATE_ADDED``)."""
+    fresh = jax.jit(jax.vmap(program.init))(seed_keys(num_runs))
+    return {name: jax.device_get(getattr(fresh, name)) for name in names}
 
 
 class CheckpointStore:
@@ -145,9 +146,10 @@ class CheckpointStore:
             raise CheckpointError(f"checkpoint step {steps[-1]} in {self.directory} is unreadable ({_first_line(err)})") from err
         return Config.from_dict(meta["config"])
 
-    def restore(self, step: int | None = None, fallback: bool = False, mesh=None) -> Checkpoint:
-        """Restore ``step`` (default: the latest), onto any device count: split over ``mesh``
-        when the run count divides evenly, else onto the first local device.
+    def restore(self, programs: Programs, step: int | None = None, fallback: bool = False, mesh=None) -> Checkpoint:
+        """Restore ``step`` (default: the latest) into the state of ``programs(saved config)``,
+        onto any device count: split over ``mesh`` when the run count divides evenly, else onto
+        the first local device.
 
         A step that cannot be read raises ``CheckpointError`` naming it; with ``fallback`` the
         newest older step that reads cleanly is used instead.
@@ -164,20 +166,21 @@ class CheckpointStore:
         errors = []
         for candidate in candidates:
             try:
-                return self._restore_step(candidate, mesh)
+                return self._restore_step(candidate, programs, mesh)
             except CheckpointError as err:
                 errors.append(str(err))
         hint = "" if fallback or len(steps) < 2 else "; pass --fallback to use the newest readable earlier step"
         raise CheckpointError("; ".join(errors) + hint)
 
-    def _restore_step(self, step: int, mesh) -> Checkpoint:
+    def _restore_step(self, step: int, programs: Programs, mesh) -> Checkpoint:
         where = f"checkpoint step {step} in {self.directory}"
         try:
             meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             config = Config.from_dict(meta["config"])
-            target = abstract_state(config, meta["num_runs"], placement(meta["num_runs"], mesh))
-            saved = meta.get("state_fields", [n for n in state_fields(target) if n not in ADDED_STATE_FIELDS])
-            missing = [name for name in ADDED_STATE_FIELDS if getattr(target, name, None) is not None and name not in saved]
+            program = programs(config)
+            target = abstract_state(program, meta["num_runs"], placement(meta["num_runs"], mesh))
+            saved = meta.get("state_fields", [n for n in state_fields(target) if n not in STATE_ADDED])
+            missing = [name for name in STATE_ADDED if getattr(target, name, None) is not None and name not in saved]
             # Orbax matches the saved tree by field name: a state saved before a field existed
             # is read into a dict of its own fields, then given the missing ones as None.
             item = {n: getattr(target, n) for n in type(target).__dataclass_fields__ if n not in missing} if missing else target
@@ -186,13 +189,13 @@ class CheckpointStore:
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(item), history=ocp.args.StandardRestore()),
             )
             state = unstorable(type(target)(**restored.state, **dict.fromkeys(missing)) if missing else restored.state)
-            template = _metrics_template(config, meta["num_runs"])
+            template = _metrics_template(program, meta["num_runs"])
             metrics = serialization.from_state_dict(template, jax.tree.map(np.asarray, restored.history))
         except Exception as err:  # Orbax/TensorStore raise many types for unreadable data
             raise CheckpointError(f"{where} is unreadable ({type(err).__name__}: {_first_line(err)})") from err
         if state_digest(state) != meta["state_sha256"]:
             raise CheckpointError(f"{where} is corrupted (its state does not match the SHA-256 saved with it)")
-        added = {name: ADDED_STATE_FIELDS[name](config, meta["num_runs"]) for name in missing}
+        added = _fresh_fields(program, missing, meta["num_runs"]) if missing else {}
         state = state.replace(**jax.device_put(added, placement(meta["num_runs"], mesh)))
         return Checkpoint(step=step, config=config, state=state, metrics=metrics)
 

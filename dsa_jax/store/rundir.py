@@ -15,13 +15,11 @@ import jax
 import numpy as np
 
 from dsa_jax.reporting import plots
-from dsa_jax.algorithms.aloha import aloha_expected_reward, optimal_q
-from dsa_jax.algorithms.static import static_expected_reward
+from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
 from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS
 from dsa_jax.config import Config, differences
 from dsa_jax.algorithms.evaluation import EvalMetrics
 from dsa_jax.algorithms.program import Metrics
-from dsa_jax.algorithms.registry import make_program
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.npz"
@@ -243,22 +241,10 @@ def reference_levels(config: Config, metrics: Metrics) -> tuple[float, float, fl
     return float(np.mean(metrics.eval.outcome.genie_return[:, -1])), *closed_form_levels(config)
 
 
-def describe_run(config: Config) -> str:
-    """One line that tells two runs apart: algorithm, scenario, pruning, seeds."""
-    env, prune = config.env, config.prune
-    pu = "no PU" if env.pu_mode == "none" else f"PU {env.pu_mode} p={env.pu_prob:g}"
-    pruning = "dense" if prune.schedule == "none" and config.algo == "iagc" else (
-        f"{prune.schedule} to {prune.target_for(config.algo)}" if config.algo in ("iagc", "pai") else ""
-    )
-    if config.algo == "pai":
-        pruning = f"PaI {prune.pai_masks} {prune.target_for('pai')}"
-    parts = [config.algo, f"N={env.num_users} K={env.num_channels} {pu}", pruning, f"{config.train.seeds} seeds"]
-    return ", ".join(p for p in parts if p)
-
-
-def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
+def write_figures(run_dir: Path, config: Config, metrics: Metrics, title: str) -> None:
+    """training.png, sparsity.png and losses.png, each titled ``title``
+    (``registry.describe_run``)."""
     genie, static, aloha = reference_levels(config, metrics)
-    title = describe_run(config)
     plots.training_curve(
         run_dir / "training.png",
         metrics.eval_iteration[0],
@@ -276,15 +262,16 @@ def write_figures(run_dir: Path, config: Config, metrics: Metrics) -> None:
     plots.loss_curves(run_dir / "losses.png", iterations, curves, title=title)
 
 
-def summary_table(config: Config, metrics: Metrics, run_dir: Path, timing: dict | None = None) -> str:
-    """What ``dsa-jax train`` prints at the end: the final evaluation against the reference
-    levels, time and throughput, where the files are, and the next commands."""
-    s = summary(config, metrics)
+def summary_table(config: Config, metrics: Metrics, run_dir: Path, title: str, facts: dict,
+                  timing: dict | None = None) -> str:
+    """What ``dsa-jax train`` prints at the end: the run's ``title``, the final evaluation against
+    the reference levels, time and throughput, where the files are, and the next commands."""
+    s = summary(config, metrics, facts)
     timing = timing or {}
     final = metrics.eval.outcome.eval_return[:, -1]
     fraction = metrics.eval.outcome.genie_fraction[:, -1]
     rows = [
-        ("run", describe_run(config)),
+        ("run", title),
         ("final iteration", f"{s['final_iteration']}"),
         ("return", f"{final.mean():.1f} ± {final.std():.1f} (mean ± std over seeds)"),
         ("genie fraction", f"{fraction.mean():.3f} ± {fraction.std():.3f} (each seed: return / genie {s['genie_return']:.1f})"),
@@ -310,9 +297,10 @@ def summary_table(config: Config, metrics: Metrics, run_dir: Path, timing: dict 
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def summary(config: Config, metrics: Metrics) -> dict:
+def summary(config: Config, metrics: Metrics, facts: dict) -> dict:
     """Final evaluation across seeds, next to the reference levels (all on the final
-    evaluation's episodes: each seed's genie fraction is its return over its genie return)."""
+    evaluation's episodes: each seed's genie fraction is its return over its genie return),
+    with the algorithm's ``facts`` (``registry.facts``)."""
     final = metrics.eval.outcome.eval_return[:, -1]
     genie, static, aloha = reference_levels(config, metrics)
     result = {
@@ -330,4 +318,4 @@ def summary(config: Config, metrics: Metrics) -> dict:
         "ratio_to_aloha": float(final.mean() / aloha) if aloha > 0 else None,
         "genie_return": genie,
     }
-    return {**result, **make_program(config).facts()}
+    return {**result, **facts}

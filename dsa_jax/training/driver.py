@@ -18,16 +18,15 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from dsa_jax import progress, pruning, sharding
-from dsa_jax.training import pbt
-from dsa_jax.algorithms.ppo import core as ppo
-from dsa_jax.store import rundir
-from dsa_jax.training import sweep
-from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
-from dsa_jax.config import Config, PruneConfig, differences
-from dsa_jax.training.interrupt import RunInterrupted, StopRequest
+from dsa_jax import progress, sharding
+from dsa_jax.algorithms import registry
 from dsa_jax.algorithms.program import Metrics, Program, RunState, concat_metrics
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import Config, PruneConfig, differences
+from dsa_jax.store import rundir
+from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
+from dsa_jax.training import pbt
+from dsa_jax.training.interrupt import RunInterrupted, StopRequest
 
 # Fields that may change when a run is resumed. The chunking ones do not change its numbers;
 # train.devices and train.run_batch change at most float rounding (another batch shape per vmap).
@@ -101,7 +100,8 @@ def train_seeds(config: Config, progress: bool = True, on_chunk=None, resume: Ch
     ``on_chunk(result)`` is called after every chunk (the driver writes files there).
     """
     seeds = config.train.seeds
-    return train_runs(config, run_seeds(config), traced_init_args(config, [config], seeds), progress, on_chunk, resume=resume)
+    init_args = registry.init_args(config, [config], seeds)
+    return train_runs(config, run_seeds(config), init_args, progress, on_chunk, resume=resume)
 
 
 def run_seeds(config: Config) -> np.ndarray:
@@ -127,30 +127,14 @@ def train_variants(config: Config, prune_configs: list[PruneConfig], progress: b
 
 
 def train_grid(config: Config, points: list[Config], progress: bool = True, on_chunk=None) -> RunResult:
-    """Configs that differ from ``config`` only in traced numbers (``sweep.SWEEPABLE``) x
-    ``config.train.seeds`` seeds in one compiled program, variant-major (run = point * seeds
-    + seed): each run gets its point's pruning schedule (IAGC) and PPO numbers (IAGC, PaI)."""
-    sweep.check_points(config, points)
-    seeds = config.train.seeds
-    enabled = any(p.prune.schedule != "none" for p in points) if config.algo == "iagc" else None
+    """Configs that differ from ``config`` only in traced numbers (the algorithm's
+    ``sweepable`` fields) x ``config.train.seeds`` seeds in one compiled program, variant-major
+    (run = point * seeds + seed): each run gets its point's pruning schedule (IAGC) and PPO
+    numbers (IAGC, PaI)."""
+    registry.check_points(config, points)
     runs = np.tile(run_seeds(config), len(points))
-    return train_runs(config, runs, traced_init_args(config, points, seeds), progress, on_chunk, prune_enabled=enabled)
-
-
-def traced_init_args(config: Config, points: list[Config], seeds: int) -> dict:
-    """``init``'s traced numbers for ``seeds`` runs of each point, variant-major: ``{name: [R,
-    ...]}``, IAGC's pruning ``schedule`` and PPO numbers ``hyper``, PaI's ``hyper``, nothing for
-    the other algorithms. Passed as inputs rather than compiled in as constants, so configs that
-    differ only in these numbers share one compiled ``start``."""
-    init_args = {}
-    if config.algo == "iagc":
-        init_args["schedule"] = [pruning.make_schedule(p.prune, p.train.iterations, p.env.num_users) for p in points]
-    if config.algo in ("iagc", "pai"):
-        init_args["hyper"] = [ppo.Hyper.from_config(p.ppo) for p in points]
-    return {
-        name: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs for _ in range(seeds)]), *values)
-        for name, values in init_args.items()
-    }
+    init_args = registry.init_args(config, points, config.train.seeds)
+    return train_runs(config, runs, init_args, progress, on_chunk, points=tuple(points))
 
 
 def train_runs(
@@ -159,18 +143,18 @@ def train_runs(
     init_args: dict | None,
     progress: bool,
     on_chunk: Callable[[RunResult], None] | None = None,
-    prune_enabled: bool | None = None,
+    points: tuple[Config, ...] = (),
     resume: Checkpoint | None = None,
 ) -> RunResult:
     """Train one run per seed (``jax.random.key(seed)``, with its own ``init_args`` if given:
-    ``{name: [R, ...]}`` for the program's ``init``) in one compiled program, the run axis
+    ``{name: [R, ...]}`` for the program's ``init``, taken from ``points``, default ``config``) in one compiled program, the run axis
     sharded over ``train.devices`` devices (``train.run_batch`` runs vmapped at a time on
     each), chunk by chunk.
 
     ``resume`` continues from a checkpoint instead (its state holds the keys and schedules).
     ``on_chunk(result)`` is called after every chunk.
     """
-    program = make_program(config, prune_enabled)
+    program = make_program(config, points)
     num_runs = len(seeds) if resume is None else int(np.asarray(resume.state.iteration).size)
     mesh, batch = sharding.run_mesh(config, num_runs), sharding.vmap_width(config)
     placement = sharding.run_sharding(mesh)
@@ -332,14 +316,14 @@ def run(
         result = train_seeds(config, progress, on_chunk, resume=checkpoint)
     except RunInterrupted:
         if main_process and latest:  # a stopped run still gets its figures, up to its checkpoint
-            rundir.write_figures(run_dir, config, latest[0].metrics)
+            rundir.write_figures(run_dir, config, latest[0].metrics, registry.describe_run(config))
         raise
     finally:
         writer.close()
         if log is not None:
             log.close()
     if main_process:
-        rundir.write_figures(run_dir, config, result.metrics)
+        rundir.write_figures(run_dir, config, result.metrics, registry.describe_run(config))
     return result
 
 
@@ -373,7 +357,7 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Ch
     """The checkpoint to resume from; refuses a config that does not match it."""
     store = CheckpointStore(run_dir)
     try:
-        checkpoint = store.restore(fallback=fallback, mesh=mesh)
+        checkpoint = store.restore(make_program, fallback=fallback, mesh=mesh)
         conflicts = {
             path: values
             for path, values in differences(checkpoint.config, config).items()

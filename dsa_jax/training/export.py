@@ -8,9 +8,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax.training.reload import LoadedRun
-from dsa_jax.store.sparse_actor import BIASES, MATRICES, SparseActor, SparseMatrix
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.store.sparse_actor import BIASES, MATRICES, SparseActor, SparseMatrix
+from dsa_jax.training.reload import LoadedRun
 
 
 def deployed_actor_params(run: LoadedRun, seed: int) -> dict:

@@ -14,11 +14,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax.store.checkpoint import CheckpointStore, abstract_state
-from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.algorithms.evaluation import EvalMetrics
 from dsa_jax.algorithms.program import Metrics, RunState
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import Config, apply_overrides, differences
+from dsa_jax.store.checkpoint import CheckpointStore, abstract_state
 
 
 @dataclass
@@ -43,7 +43,7 @@ def load_run(run_dir: str | Path, step: int | None = None, fallback: bool = Fals
     """Restore a run directory's checkpoint ``step`` (default: the latest)."""
     store = CheckpointStore(run_dir)
     try:
-        checkpoint = store.restore(step, fallback=fallback)
+        checkpoint = store.restore(make_program, step, fallback=fallback)
     finally:
         store.close()
     return LoadedRun(Path(run_dir), checkpoint.step, checkpoint.config, checkpoint.metrics, checkpoint.state)
@@ -58,7 +58,7 @@ def evaluation_config(config: Config, episodes: int | None, overrides: list[str]
     changed = apply_overrides(config, overrides)
     if episodes is not None:
         changed = dataclasses.replace(changed, train=dataclasses.replace(changed.train, eval_episodes=episodes))
-    shapes = [jax.tree.map(lambda x: x.shape, abstract_state(c, 1)) for c in (config, changed)]
+    shapes = [jax.tree.map(lambda x: x.shape, abstract_state(make_program(c), 1)) for c in (config, changed)]
     if shapes[0] != shapes[1]:
         raise ValueError(
             f"evaluate cannot change {', '.join(differences(config, changed))}: "

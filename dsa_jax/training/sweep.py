@@ -25,26 +25,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dsa_jax.reporting import compare
-from dsa_jax.reporting import plots
-from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.algorithms import registry
+from dsa_jax.config import Config, apply_overrides, split_list
+from dsa_jax.reporting import compare, plots, stats
 from dsa_jax.store import rundir
-from dsa_jax.reporting import stats
-from dsa_jax.config import Config, apply_overrides, differences, split_list
+from dsa_jax.training import driver
 from dsa_jax.validation import fail
-
-PPO_SWEEPABLE = tuple(f"ppo.{name}" for name in ppo.HYPER_FIELDS)
-PRUNE_SWEEPABLE = tuple(
-    f"prune.{name}"
-    for name in (
-        "schedule", "target", "initial", "start_frac", "end_frac", "interval",
-        "exponent", "amplitude", "period", "amp_decay", "period_growth",
-    )
-)  # fmt: skip
-# What each algorithm's state holds per run: IAGC its PPO numbers and pruning schedule, PaI its
-# PPO numbers (its masks are drawn from prune.target at initialisation).
-SWEEPABLE = {"iagc": PPO_SWEEPABLE + PRUNE_SWEEPABLE, "pai": PPO_SWEEPABLE}
-
 
 @dataclass(frozen=True)
 class GridPoint:
@@ -76,33 +62,14 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
 
 def grid_points(config: Config, grid: dict[str, list[str]]) -> list[GridPoint]:
     """Every combination (row-major: the last key varies fastest), each checked against
-    ``config`` by ``check_points``."""
+    ``config`` by ``registry.check_points``."""
     keys = list(grid)
     points = []
     for combination in itertools.product(*(grid[key] for key in keys)):
         values = dict(zip(keys, combination, strict=True))
         points.append(GridPoint(values, apply_overrides(config, [f"{k}={v}" for k, v in values.items()])))
-    check_points(config, [p.config for p in points], grid)
+    registry.check_points(config, [p.config for p in points], grid)
     return points
-
-
-def check_points(config: Config, points: list[Config], grid: dict[str, list[str]] | None = None) -> None:
-    """Refuse grid points that differ from ``config`` in anything one program cannot hold as
-    per-run data (array shapes, the program's structure, the algorithm)."""
-    allowed = SWEEPABLE.get(config.algo)
-    if allowed is None:
-        fail("algo", config.algo, f"cannot be swept in one program; sweeps train {' or '.join(SWEEPABLE)}")
-    grid = grid or {}
-    changed = set(grid).union(*(differences(config, p) for p in points))
-    for path in sorted(changed):
-        if path not in allowed:
-            fail(
-                path,
-                grid.get(path, "a different value per point"),
-                f"cannot vary inside one program under algo={config.algo}: it changes array shapes, the compiled "
-                f"program's structure or what is drawn at initialisation; run separate trainings for it. "
-                f"Sweepable: {', '.join(allowed)}",
-            )
 
 
 def point_dir(out: Path, index: int) -> Path:
@@ -114,7 +81,6 @@ def run_sweep(
 ) -> tuple[list[GridPoint], list[dict]]:
     """Train the grid in one program, write a run directory per point and the summary;
     returns the points and the summary's records."""
-    from dsa_jax import driver  # the driver checks its grids here: imported when used
 
     out = Path(out)
     rundir.check_output(out, "sweep")
@@ -145,7 +111,7 @@ def run_sweep(
         for writer in writers:
             writer.close()
     for index, point in enumerate(points):
-        rundir.write_figures(point_dir(out, index), point.config, part(result, index).metrics)
+        rundir.write_figures(point_dir(out, index), point.config, part(result, index).metrics, registry.describe_run(point.config))
     return points, write_summary(out, points)
 
 

@@ -80,6 +80,7 @@ class Hyper:
 
 
 HYPER_FIELDS = tuple(Hyper.__dataclass_fields__)
+SWEEPABLE = tuple(f"ppo.{name}" for name in HYPER_FIELDS)  # each run's own, in its state
 
 
 @struct.dataclass

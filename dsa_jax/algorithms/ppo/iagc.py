@@ -23,7 +23,7 @@ from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
 from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
 from dsa_jax.algorithms.networks import IAGCModel
-from dsa_jax.algorithms.program import Program
+from dsa_jax.algorithms.program import Algorithm, Program
 
 
 @struct.dataclass
@@ -172,15 +172,23 @@ def ppo_functions(config: Config, actors: Actors) -> PPOFunctions:
     return PPOFunctions(model, init, iteration, evaluate)
 
 
-def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Program:
+DEFAULT_TARGET = 0.95  # where the gradual schedules end when prune.target is None
+
+
+def schedule(point: Config) -> pruning.PruneSchedule:
+    """The traced pruning schedule of a run of ``point``."""
+    target = DEFAULT_TARGET if point.prune.target is None else point.prune.target
+    return pruning.make_schedule(point.prune, point.train.iterations, point.env.num_users, target)
+
+
+def make_iagc_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
     """IAGC (``algo=iagc``). ``init(key, schedule=None, hyper=None)`` takes a pruning schedule
-    and PPO numbers (default: the config's), so that ``driver.train_grid`` can give each run its
-    own; ``prune_enabled`` (default: ``prune.schedule != 'none'``) must be True when any of
-    those schedules prunes."""
+    and PPO numbers (default: the config's), so that one program can give each run its own.
+    The pruning step is compiled in when any of ``points`` (default: ``config``) prunes."""
     prune_cfg = config.prune
     mode, scope = prune_cfg.mode, prune_cfg.scope
-    prune_enabled = prune_cfg.schedule != "none" if prune_enabled is None else prune_enabled
-    default_schedule = pruning.make_schedule(prune_cfg, config.train.iterations, config.env.num_users)
+    prune_enabled = any(p.prune.schedule != "none" for p in points or (config,))
+    default_schedule = schedule(config)
 
     def after_update(state: PPOState, params: dict) -> tuple[dict, dict]:
         if not prune_enabled:
@@ -208,3 +216,17 @@ def make_iagc_program(config: Config, prune_enabled: bool | None = None) -> Prog
         return functions.init(key, default_schedule if schedule is None else schedule, hyper)
 
     return Program(config, functions.model, init, functions.iteration, deploy, functions.evaluate)
+
+
+def _label(config: Config, target) -> str:
+    return "dense" if config.prune.schedule == "none" else f"{config.prune.schedule} to {target}"
+
+
+ALGORITHM = Algorithm(
+    "iagc",
+    make_iagc_program,
+    sweepable=ppo.SWEEPABLE + pruning.SWEEPABLE,
+    init_args=lambda point: {"schedule": schedule(point), "hyper": ppo.Hyper.from_config(point.ppo)},
+    default_target=DEFAULT_TARGET,
+    label=_label,
+)

@@ -19,7 +19,7 @@ from dsa_jax import pruning
 from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
 from dsa_jax.algorithms.ppo.iagc import Actors, PPOState, ppo_functions
-from dsa_jax.algorithms.program import Program
+from dsa_jax.algorithms.program import Algorithm, Program
 
 
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
@@ -77,12 +77,16 @@ def shared_parameter_count(shared) -> int:
     return sum(leaf.size for leaf in jax.tree.leaves(shared))
 
 
-def make_pai_program(config: Config) -> Program:
+DEFAULT_TARGET = 0.5
+
+
+def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
     """PaI (``algo=pai``): one shared actor under fixed per-agent masks at ``prune.target``
     (default 0.5), trained by IAGC's PPO. ``init(key, hyper=None)`` (``hyper`` None: the
     config's PPO numbers); nothing is pruned during training."""
     num_users = config.env.num_users
-    sparsity = jnp.broadcast_to(jnp.float32(config.prune.target_for("pai")), (num_users,))
+    target = DEFAULT_TARGET if config.prune.target is None else config.prune.target
+    sparsity = jnp.broadcast_to(jnp.float32(target), (num_users,))
 
     def init_actors(key: jax.Array, params: dict) -> tuple[dict, dict]:
         shared = jax.tree.map(lambda x: x[0], params)
@@ -99,7 +103,7 @@ def make_pai_program(config: Config) -> Program:
     )
     functions = ppo_functions(config, actors)
     # The state keeps IAGC's layout; PaI never reads its schedule.
-    unused_schedule = pruning.make_schedule(config.prune, config.train.iterations, num_users)
+    unused_schedule = pruning.make_schedule(config.prune, config.train.iterations, num_users, target)
 
     def init(key: jax.Array, hyper: ppo.Hyper | None = None) -> PPOState:
         return functions.init(key, unused_schedule, hyper)
@@ -109,3 +113,13 @@ def make_pai_program(config: Config) -> Program:
         return {"pai_shared_parameters": shared_parameter_count(shared)}
 
     return Program(config, functions.model, init, functions.iteration, actors.deploy, functions.evaluate, facts)
+
+
+ALGORITHM = Algorithm(
+    "pai",
+    make_pai_program,
+    sweepable=ppo.SWEEPABLE,  # its masks are drawn from prune.target at initialisation
+    init_args=lambda point: {"hyper": ppo.Hyper.from_config(point.ppo)},
+    default_target=DEFAULT_TARGET,
+    label=lambda config, target: f"PaI {config.prune.pai_masks} {target}",
+)
