@@ -13,7 +13,7 @@ from typing import Any
 
 from dsa_jax.env import EnvParams
 from dsa_jax.migrations import CONFIG_ADDED
-from dsa_jax.pruning import SCHEDULES
+from dsa_jax.pruning import MODES, SCHEDULES, SCOPES
 from dsa_jax.validation import (
     check_bool,
     check_choice,
@@ -24,8 +24,6 @@ from dsa_jax.validation import (
 )
 
 PAI_STRUCTURES = ("structured", "unstructured")
-PRUNE_MODES = ("regrow", "fixed")
-PRUNE_SCOPES = ("global", "layerwise", "erk")
 # What the global critic reads: every user's observation (the paper's IAGC), or those plus the
 # true environment state (SNR matrix, PU occupancy, slot index), as MAPPO's global-state critic.
 CRITIC_INPUTS = ("observations", "state")
@@ -183,8 +181,8 @@ class PruneConfig:
             check_real("prune.period", self.period, 0.0, 1e9, open_low=True)
         check_real("prune.amp_decay", self.amp_decay, 0.0, 1e3)
         check_real("prune.period_growth", self.period_growth, 0.0, 1e3)
-        check_choice("prune.mode", self.mode, PRUNE_MODES)
-        check_choice("prune.scope", self.scope, PRUNE_SCOPES)
+        check_choice("prune.mode", self.mode, MODES)
+        check_choice("prune.scope", self.scope, SCOPES)
         check_choice("prune.pai_masks", self.pai_masks, PAI_STRUCTURES)
 
 

@@ -56,7 +56,7 @@ def test_round_trip_identical(run_dir):
 
 @struct.dataclass
 class StateBeforeHyper:
-    """``iagc.PPOState`` as saved before the PPO numbers became state (``hyper``)."""
+    """``ppo.program.PPOState`` as saved before the PPO numbers became state (``hyper``)."""
 
     learner: ppo.Learner
     masks: dict

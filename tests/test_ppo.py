@@ -334,7 +334,7 @@ def test_lapack_free_orthogonal_init_matches_flax(shape):
 
 
 def test_actor_width_is_its_own_and_the_critic_keeps_its_width():
-    from dsa_jax.algorithms.ppo.iagc import make_model
+    from dsa_jax.algorithms.ppo.program import make_model
 
     config = apply_overrides(presets.get("quick"), ["ppo.actor_hidden_size=24"])
     model = make_model(config)

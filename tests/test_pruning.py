@@ -224,7 +224,7 @@ def test_fixed_masked_weights_keep_their_value_and_come_back():
     np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)  # live weights w * m
     # a lower sparsity (as when the harmonic schedule dips) brings masked weights back
     lower = pruning.make_schedule(dataclasses.replace(config.prune, target=0.1), config.train.iterations, 3)
-    _, masks = pruning.prune_step(state.learner.actor_params, state.masks, jnp.int32(start), lower, "fixed", "global")
+    _, masks = pruning.GradualMagnitude("fixed", "global").after_update(state.learner.actor_params, state.masks, jnp.int32(start), lower)
     back = masked & (np.asarray(masks["params"]["lstm2"]["recurrent_kernel"]) == 1)
     assert back.sum() > 0
     np.testing.assert_array_equal(kernel(state)[back], before[back])

@@ -6,11 +6,13 @@ layer: every kernel entry feeding a removed unit's gates, or read from its outpu
 so the agent's network is a genuinely smaller LSTM. ``unstructured`` removes floor(s * count)
 random kernel weights over the whole network. Biases are never masked.
 
-``make_pai_program`` is IAGC's PPO (``iagc.ppo_functions``) over that one network: agent i acts
-with w * m_i, and PPO with the global critic trains w with the sum of the agents' gradients.
+``make_pai_program`` is IAGC's PPO (``ppo.program``) over that one network: agent i acts with
+w * m_i, and PPO with the global critic trains w with the sum of the agents' gradients.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 from dsa_jax import pruning
 from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
-from dsa_jax.algorithms.ppo.iagc import Actors, PPOState, ppo_functions
+from dsa_jax.algorithms.ppo.program import PPOState, ppo_functions
 from dsa_jax.algorithms.program import Algorithm, Program
 
 
@@ -62,7 +64,7 @@ def unstructured_mask(key: jax.Array, shared, sparsity: jax.Array):
     """One agent's mask removing floor(s * count) uniformly random kernel weights."""
     leaves, treedef = jax.tree.flatten(shared)
     scores = [jax.random.uniform(k, leaf.shape) for k, leaf in zip(jax.random.split(key, len(leaves)), leaves, strict=True)]
-    return pruning.magnitude_masks(jax.tree.unflatten(treedef, scores), sparsity, "global")
+    return pruning.score_masks(jax.tree.unflatten(treedef, scores), sparsity, "global")
 
 
 def agent_masks(key: jax.Array, shared, sparsity: jax.Array, structure: str):
@@ -77,6 +79,37 @@ def shared_parameter_count(shared) -> int:
     return sum(leaf.size for leaf in jax.tree.leaves(shared))
 
 
+@dataclass(frozen=True)
+class InitialMasks:
+    """The ``pruning.Sparsifier`` of PaI: the first agent's fresh actor becomes the one shared
+    network, each agent draws its mask once at ``sparsity`` ``[N]``, and nothing changes after."""
+
+    sparsity: jax.Array
+    structure: str
+
+    def init(self, key: jax.Array, params: dict) -> tuple[dict, dict]:
+        shared = jax.tree.map(lambda x: x[0], params)
+        return shared, agent_masks(key, shared, self.sparsity, self.structure)
+
+    def forward(self, params, masks) -> dict:
+        return pruning.apply_masks(params, masks)
+
+    def forward_masks(self, masks) -> dict:
+        return masks
+
+    def frozen(self, masks) -> None:
+        return None
+
+    def after_update(self, params, masks, iteration, schedule) -> tuple[dict, dict]:
+        return params, masks
+
+    def scheduled(self, schedule, t) -> jax.Array:
+        return self.sparsity
+
+    def deploy(self, params, masks, t, schedule) -> dict:
+        return pruning.apply_masks(params, masks)
+
+
 DEFAULT_TARGET = 0.5
 
 
@@ -88,20 +121,9 @@ def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program
     target = DEFAULT_TARGET if config.prune.target is None else config.prune.target
     sparsity = jnp.broadcast_to(jnp.float32(target), (num_users,))
 
-    def init_actors(key: jax.Array, params: dict) -> tuple[dict, dict]:
-        shared = jax.tree.map(lambda x: x[0], params)
-        return shared, agent_masks(key, shared, sparsity, config.prune.pai_masks)
-
-    actors = Actors(
-        init=init_actors,
-        optimizer=lambda masks, hyper: ppo.make_optimizers(hyper)[0],
-        live=pruning.apply_masks,
-        update_masks=lambda masks: masks,
-        after_update=lambda state, params: (params, state.masks),
-        scheduled=lambda state, t: sparsity,
-        deploy=lambda state: pruning.apply_masks(state.learner.actor_params, state.masks),
-    )
-    functions = ppo_functions(config, actors)
+    sparsifier = InitialMasks(sparsity, config.prune.pai_masks)
+    # Parameter sharing: one network, one Adam; a weight masked for one agent still trains for the others.
+    functions = ppo_functions(config, sparsifier, lambda masks, hyper: ppo.make_optimizers(hyper)[0])
     # The state keeps IAGC's layout; PaI never reads its schedule.
     unused_schedule = pruning.make_schedule(config.prune, config.train.iterations, num_users, target)
 
@@ -112,7 +134,7 @@ def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program
         shared = jax.eval_shape(init, jax.random.key(0)).learner.actor_params
         return {"pai_shared_parameters": shared_parameter_count(shared)}
 
-    return Program(config, functions.model, init, functions.iteration, actors.deploy, functions.evaluate, facts)
+    return Program(config, functions.model, init, functions.iteration, functions.deploy, functions.evaluate, facts)
 
 
 ALGORITHM = Algorithm(

@@ -1,0 +1,116 @@
+"""Masks over one agent's actor: which weights are prunable, how a sparsity is allocated over
+its kernels, and how scores become masks. Scoring is the caller's: magnitude for gradual
+pruning, random for pruning at initialisation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+SCOPES = ("global", "layerwise", "erk")  # how a sparsity is allocated over an agent's kernels
+
+
+def is_prunable(path) -> bool:
+    """Kernels (LSTM input/recurrent, Dense) are pruned; biases are not."""
+    return str(getattr(path[-1], "key", path[-1])).endswith("kernel")
+
+
+def _prunable_leaves(params):
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    return [(i, leaf) for i, (path, leaf) in enumerate(leaves) if is_prunable(path)], treedef, leaves
+
+
+def keep_largest(scores: jax.Array, sparsity: jax.Array) -> jax.Array:
+    """Keep-mask over flat ``scores``: False for the floor(s * count) lowest scores.
+
+    Ties break by position (a stable sort), so the mask is deterministic. The tiny epsilon
+    keeps float32 rounding of s (e.g. 0.95) from losing one weight.
+    """
+    count = scores.shape[0]
+    num_removed = jnp.floor(sparsity * count + 1e-3).astype(jnp.int32)
+    order = jnp.argsort(scores, stable=True)
+    rank = jnp.zeros(count, jnp.int32).at[order].set(jnp.arange(count, dtype=jnp.int32))
+    return rank >= num_removed
+
+
+def erk_sparsities(shapes: list[tuple[int, int]], sparsity: jax.Array) -> jax.Array:
+    """Per-layer sparsities ``[L]`` of the Erdős–Rényi-Kernel allocation (Evci et al. 2020,
+    RigL) for kernels of ``shapes`` (in, out) at overall ``sparsity`` (scalar, traced).
+
+    Layer l keeps a density proportional to (in + out) / (in * out), so small layers (the
+    observation input, the action head) stay denser than the big recurrent kernels; a layer
+    whose density would pass 1 is kept dense and the rest share what remains. The total kept
+    is (1 - sparsity) * count up to each layer's rounding.
+    """
+    sizes = jnp.asarray([a * b for a, b in shapes], jnp.float32)
+    ratios = jnp.asarray([(a + b) / (a * b) for a, b in shapes], jnp.float32)
+    keep_total = (1.0 - sparsity) * jnp.sum(sizes)
+    dense = jnp.zeros(len(shapes), bool)
+    for _ in shapes:  # each pass can only add dense layers: at most one pass per layer
+        scale = (keep_total - jnp.sum(jnp.where(dense, sizes, 0.0))) / jnp.maximum(
+            jnp.sum(jnp.where(dense, 0.0, sizes * ratios)), 1e-12
+        )
+        dense = dense | (scale * ratios >= 1.0)
+    density = jnp.where(dense, 1.0, jnp.clip(scale * ratios, 0.0, 1.0))
+    return jnp.where(sparsity >= 1.0, 1.0, 1.0 - density)
+
+
+def score_masks(scores, sparsity: jax.Array, scope: str = "global"):
+    """Masks (float32, same tree as one agent's ``scores``; ones on biases) that remove the
+    lowest-scoring kernel weights at ``sparsity``, allocated by ``scope``: one ranking over all
+    the agent's kernels (``global``), one per kernel at the same sparsity (``layerwise``), or
+    one per kernel at its ERK sparsity (``erk``)."""
+    prunable, treedef, leaves = _prunable_leaves(scores)
+    masks = [jnp.ones_like(leaf) for _, leaf in leaves]
+    if scope == "erk":
+        layer_sparsity = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity)
+        for (index, leaf), s in zip(prunable, layer_sparsity, strict=True):
+            masks[index] = keep_largest(leaf.ravel(), s).reshape(leaf.shape).astype(leaf.dtype)
+    elif scope == "global":
+        flat = jnp.concatenate([leaf.ravel() for _, leaf in prunable])
+        keep = keep_largest(flat, sparsity)
+        offset = 0
+        for index, leaf in prunable:
+            masks[index] = keep[offset : offset + leaf.size].reshape(leaf.shape).astype(leaf.dtype)
+            offset += leaf.size
+    else:
+        for index, leaf in prunable:
+            masks[index] = keep_largest(leaf.ravel(), sparsity).reshape(leaf.shape).astype(leaf.dtype)
+    return jax.tree_util.tree_unflatten(treedef, masks)
+
+
+def magnitude_masks(params, sparsity: jax.Array, scope: str = "global"):
+    """``score_masks`` with |w| as the score: the smallest-magnitude kernel weights go."""
+    return score_masks(jax.tree.map(jnp.abs, params), sparsity, scope)
+
+
+def apply_masks(params, masks):
+    return jax.tree.map(lambda w, m: w * m, params, masks)
+
+
+def measured_sparsity(params) -> jax.Array:
+    """Fraction of exact zeros among one agent's prunable weights (scalar)."""
+    prunable, _, _ = _prunable_leaves(params)
+    zeros = sum(jnp.sum(leaf == 0) for _, leaf in prunable)
+    return zeros / sum(leaf.size for _, leaf in prunable)
+
+
+def nonzero_weights(actor_params) -> jax.Array:
+    """Nonzero prunable weights of each agent, int32 ``[N]``, for agent-stacked params ``[N, ...]``."""
+    prunable, _, _ = _prunable_leaves(actor_params)
+    return sum(jnp.sum(leaf != 0, axis=tuple(range(1, leaf.ndim)), dtype=jnp.int32) for _, leaf in prunable)
+
+
+def prunable_count(params) -> int:
+    prunable, _, _ = _prunable_leaves(params)
+    return sum(leaf.size for _, leaf in prunable)
+
+
+def agent_masks(actor_params, sparsity: jax.Array, scope: str):
+    """Masks for agent-stacked params ``[N, ...]`` at per-agent sparsity ``[N]``."""
+    return jax.vmap(lambda p, s: magnitude_masks(p, s, scope))(actor_params, sparsity)
+
+
+def initial_masks(actor_params):
+    return jax.tree.map(jnp.ones_like, actor_params)

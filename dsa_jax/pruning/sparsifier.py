@@ -1,0 +1,84 @@
+"""The seam between a learner and pruning: how agent-stacked actors ``[N, ...]`` are kept sparse
+while they train (jaxpruner's "updater", with traced schedules and per-agent targets).
+
+A learner asks a sparsifier, in this order: ``init`` for the starting masks; ``forward`` for
+the weights that play and that the loss differentiates, with ``forward_masks`` for the update's
+own forward pass; ``frozen`` for the entries the optimiser must not move; ``after_update`` once
+per iteration; ``scheduled`` for s(t); and ``deploy`` for the actors as shipped. Every mode
+branch of gradual pruning lives in ``GradualMagnitude``; pruning at initialisation is another
+sparsifier (``algorithms.ppo.pai``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import jax
+
+from dsa_jax.pruning.masks import agent_masks, apply_masks, initial_masks
+from dsa_jax.pruning.schedules import PruneSchedule, is_pruning_step, scheduled_sparsity
+
+MODES = ("regrow", "fixed")
+
+
+class Sparsifier(Protocol):
+    def init(self, key: jax.Array, params) -> tuple[dict, dict]: ...
+    def forward(self, params, masks) -> dict: ...
+    def forward_masks(self, masks) -> dict | None: ...
+    def frozen(self, masks) -> dict | None: ...
+    def after_update(self, params, masks, iteration: jax.Array, schedule: PruneSchedule) -> tuple[dict, dict]: ...
+    def scheduled(self, schedule: PruneSchedule, t: jax.Array) -> jax.Array: ...
+    def deploy(self, params, masks, t: jax.Array, schedule: PruneSchedule) -> dict: ...
+
+
+@dataclass(frozen=True)
+class GradualMagnitude:
+    """Gradual magnitude pruning under a traced schedule; masks ``[N, ...]`` like the params.
+
+    - ``regrow``: a pruning step zeroes the lowest |w|; zeroed weights may grow back through
+      updates before the next step, and the deployed actor cuts them again.
+    - ``fixed``: the mask is part of the forward pass and the optimiser freezes masked entries
+      (Adam's momentum would otherwise move them); the masked shadow weights keep their values
+      and come back when a later step ranks them above the cut.
+
+    ``scope`` allocates the sparsity over an agent's kernels (``masks.score_masks``);
+    ``enabled`` False compiles no pruning step in (a dense run).
+    """
+
+    mode: str = "regrow"
+    scope: str = "global"
+    enabled: bool = True
+
+    def init(self, key: jax.Array, params) -> tuple[dict, dict]:
+        return params, initial_masks(params)
+
+    def forward(self, params, masks) -> dict:
+        """The weights the forward pass uses: w (regrow) or w * m (fixed)."""
+        return apply_masks(params, masks) if self.mode == "fixed" else params
+
+    def forward_masks(self, masks) -> dict | None:
+        return masks if self.mode == "fixed" else None
+
+    def frozen(self, masks) -> dict | None:
+        return masks if self.mode == "fixed" else None
+
+    def after_update(self, params, masks, iteration: jax.Array, schedule: PruneSchedule) -> tuple[dict, dict]:
+        """After the update of ``iteration``: on pruning steps, re-rank |w| at s(iteration)."""
+        if not self.enabled:
+            return params, masks
+
+        def prune(operand):
+            params, _ = operand
+            new_masks = agent_masks(params, scheduled_sparsity(iteration, schedule), self.scope)
+            return (apply_masks(params, new_masks) if self.mode == "regrow" else params), new_masks
+
+        return jax.lax.cond(is_pruning_step(iteration, schedule), prune, lambda operand: operand, (params, masks))
+
+    def scheduled(self, schedule: PruneSchedule, t: jax.Array) -> jax.Array:
+        return scheduled_sparsity(t, schedule)
+
+    def deploy(self, params, masks, t: jax.Array, schedule: PruneSchedule) -> dict:
+        """The actors as shipped: the live weights masked at the scheduled sparsity s(t)."""
+        live = self.forward(params, masks)
+        return apply_masks(live, agent_masks(live, scheduled_sparsity(t, schedule), self.scope))
