@@ -10,10 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dsa_jax import _cpu_guard
-from dsa_jax.env import numpy_env
-from dsa_jax import env as dsa_env
-from dsa_jax.env import EnvParams
+from dsa_jax import _cpu_guard, env as dsa_env
+from dsa_jax.env import EnvParams, numpy_env
 
 ENV_BATCHES = (1, 64, 1024, 16384)
 

@@ -168,8 +168,9 @@ def cmd_export(args) -> int:
 
 def cmd_compare(args) -> int:
     from dsa_jax.reporting import compare
+    from dsa_jax.store import rundir
 
-    runs = [compare.load_curves(run, args.metric) for run in args.runs]
+    runs = [rundir.load_curves(run, args.metric) for run in args.runs]
     records = compare.compare(runs)
     print(compare.table(records, args.metric))
     json_path, png_path = compare.write(args.out, runs, records, args.metric)

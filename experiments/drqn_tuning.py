@@ -17,9 +17,9 @@ import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
 from dsa_jax import presets
-from dsa_jax.training import driver
-from dsa_jax.config import apply_overrides
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import apply_overrides
+from dsa_jax.training import driver
 
 
 def evaluate_betas(config, state, betas) -> dict:

@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from dsa_jax import presets
-from dsa_jax.training import driver
 from dsa_jax.config import apply_overrides
+from dsa_jax.training import driver
 from dsa_jax.training.reload import LoadedRun, evaluate_run
 
 CONTROL = ["prune.schedule=polynomial", "prune.target=1.0"]

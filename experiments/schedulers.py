@@ -17,10 +17,10 @@ import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
 from dsa_jax import presets
-from dsa_jax.training import driver
+from dsa_jax.config import apply_overrides
 from dsa_jax.reporting import plots
 from dsa_jax.store import rundir
-from dsa_jax.config import apply_overrides
+from dsa_jax.training import driver
 
 VARIANTS = {
     "dense": dict(schedule="none"),

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from dsa_jax import presets
-from dsa_jax.training import driver
+from dsa_jax.config import apply_overrides
+from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import CheckpointStore
-from dsa_jax.config import apply_overrides
+from dsa_jax.training import driver
 from dsa_jax.training.reload import evaluate_run, load_run
-from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 
 RESAMPLES = 2000
 

@@ -41,15 +41,14 @@ import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
 from dsa_jax import presets, pruning
-from dsa_jax.training import driver
-from dsa_jax.reporting import plots
-from dsa_jax.store import rundir
-from dsa_jax.reporting import stats
+from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import Config, apply_overrides, differences
+from dsa_jax.reporting import plots, stats
+from dsa_jax.store import rundir
+from dsa_jax.store.rundir import closed_form_levels
+from dsa_jax.training import driver
 from dsa_jax.training.driver import RESUME_FREE_FIELDS
 from dsa_jax.training.reload import LoadedRun, evaluate_run, load_run
-from dsa_jax.store.rundir import closed_form_levels
-from dsa_jax.algorithms.registry import make_program
 
 SETUPS = {"a": "setup_a", "b": "setup_b", "c": "setup_c"}
 TABLE_STREAM = 0x7AB1E  # the re-evaluation's episodes, apart from training's and evaluate's

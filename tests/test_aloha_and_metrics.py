@@ -8,10 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsa_jax.algorithms import evaluation
-from dsa_jax.algorithms import fixed
-from dsa_jax.env import closed_forms
-from dsa_jax.env import EnvParams
+from dsa_jax.algorithms import evaluation, fixed
+from dsa_jax.env import EnvParams, closed_forms
 
 
 def aloha_stats(params, q, episodes, seed=0):

@@ -11,17 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import presets, pruning
-from dsa_jax.algorithms import registry
-from dsa_jax.training import driver
-from dsa_jax.algorithms.ppo import core as ppo
-from dsa_jax.store import rundir
-from dsa_jax.algorithms import drqn
-from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
-from dsa_jax.store.checkpoint import CheckpointStore
-from dsa_jax.config import apply_overrides
+from dsa_jax.algorithms import drqn, registry
 from dsa_jax.algorithms.networks import RecurrentNet, zero_carry
-from dsa_jax.training.reload import load_run
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import apply_overrides
+from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
+from dsa_jax.store import rundir
+from dsa_jax.store.checkpoint import CheckpointStore
+from dsa_jax.training import driver
+from dsa_jax.training.reload import load_run
 
 QUICK = presets.get("quick")
 

@@ -17,15 +17,16 @@ from flax import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsa_jax.training import driver
 from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import apply_overrides
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS, CheckpointError, CheckpointStore
-from dsa_jax.config import apply_overrides
+from dsa_jax.store.sparse_actor import SparseActor, SparseMatrix, index_dtype
+from dsa_jax.training import driver
 from dsa_jax.training.export import deployed_actor_params, export_actors
 from dsa_jax.training.interrupt import StopRequest
 from dsa_jax.training.reload import evaluate_run, load_run
-from dsa_jax.store.sparse_actor import SparseActor, SparseMatrix, index_dtype
 
 from conftest import QUICK_RUN, QUICK_RUN_OVERRIDES
 from helpers import assert_trees_equal, plain, tree_files

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from dsa_jax import cli, presets, progress
 from dsa_jax.algorithms import registry
-from dsa_jax.reporting import behaviour
-from dsa_jax.training import driver
-from dsa_jax.store import rundir
-from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.config import apply_overrides
 from dsa_jax.env.genie import joint_action_rewards, joint_actions
+from dsa_jax.reporting import behaviour
+from dsa_jax.store import rundir
+from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax.training import driver
 
 from conftest import QUICK_RUN
 from helpers import hashes

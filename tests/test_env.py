@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import env as E
-from dsa_jax.env import numpy_env
-from dsa_jax.env import EnvParams
+from dsa_jax.env import EnvParams, numpy_env
 
 PARAMS = EnvParams(num_users=3, num_channels=2, horizon=5)
 SNR = jnp.array([[2.0, 3.0], [4.0, 5.0], [6.0, 7.0]], jnp.float32)

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from dsa_jax import presets
 from dsa_jax.algorithms import registry
-from dsa_jax.training import driver
-from dsa_jax.training import pbt
 from dsa_jax.algorithms.ppo import core as ppo
-from dsa_jax.store.checkpoint import CHECKPOINTS
 from dsa_jax.config import apply_overrides
+from dsa_jax.store.checkpoint import CHECKPOINTS
+from dsa_jax.training import driver, pbt
 from dsa_jax.training.reload import load_run
 
 from helpers import assert_trees_equal

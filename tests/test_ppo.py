@@ -8,12 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dsa_jax import env as E
-from dsa_jax import presets
-from dsa_jax.algorithms.ppo import core as ppo
-from dsa_jax.config import apply_overrides
+from dsa_jax import env as E, presets
 from dsa_jax.algorithms.networks import LSTMState, lstm_cell, lstm_sequence
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import apply_overrides
 
 CONFIG = presets.get("quick")
 

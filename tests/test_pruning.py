@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsa_jax import presets, pruning
-from dsa_jax.training import driver
-from dsa_jax.config import PruneConfig, apply_overrides
 from dsa_jax.algorithms.ppo import iagc
 from dsa_jax.algorithms.registry import make_program
+from dsa_jax.config import PruneConfig, apply_overrides
+from dsa_jax.training import driver
 
 from conftest import QUICK_RUN
 
@@ -105,7 +105,7 @@ def test_none_schedule_never_prunes():
 
 
 def test_pruning_steps():
-    schedule = pruning.make_schedule(PruneConfig(schedule="linear", interval=5), ITERS, 3)
+    schedule = pruning.make_schedule(PruneConfig(schedule="linear", interval=5), ITERS, 3, 0.95)
     steps = [t for t in range(ITERS) if bool(pruning.is_pruning_step(t, schedule))]
     assert steps == list(range(20, ITERS, 5)) + [199]
 
@@ -223,7 +223,7 @@ def test_fixed_masked_weights_keep_their_value_and_come_back():
     assert np.any(kernel(state)[~masked] != before[~masked])
     np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)  # live weights w * m
     # a lower sparsity (as when the harmonic schedule dips) brings masked weights back
-    lower = pruning.make_schedule(dataclasses.replace(config.prune, target=0.1), config.train.iterations, 3)
+    lower = pruning.make_schedule(config.prune, config.train.iterations, 3, 0.1)
     _, masks = pruning.GradualMagnitude("fixed", "global").after_update(state.learner.actor_params, state.masks, jnp.int32(start), lower)
     back = masked & (np.asarray(masks["params"]["lstm2"]["recurrent_kernel"]) == 1)
     assert back.sum() > 0

@@ -7,6 +7,7 @@ import pytest
 
 from dsa_jax import cli, presets
 from dsa_jax.reporting import compare
+from dsa_jax.store import rundir
 
 
 def fake_run(path, finals, curve_start=0.0):
@@ -24,7 +25,7 @@ def fake_run(path, finals, curve_start=0.0):
 def test_compare_records_by_hand(tmp_path):
     a = fake_run(tmp_path / "a", [10.0, 20.0, 30.0, 40.0])
     b = fake_run(tmp_path / "b", [25.0, 35.0, 45.0, 55.0])
-    records = compare.compare([compare.load_curves(a, "eval_return"), compare.load_curves(b, "eval_return")])
+    records = compare.compare([rundir.load_curves(a, "eval_return"), rundir.load_curves(b, "eval_return")])
     first, second = records
     assert (first["mean"], first["best"], first["best_seed"]) == (25.0, 40.0, 3)
     assert first["iqm"] == pytest.approx(25.0)  # mean of 20 and 30

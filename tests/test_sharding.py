@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from dsa_jax import presets, sharding
-from dsa_jax.training import driver
-from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.config import apply_overrides
+from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax.training import driver
 from dsa_jax.training.reload import load_run
 
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)

@@ -11,9 +11,8 @@ import pytest
 
 from dsa_jax import presets
 from dsa_jax.algorithms import registry
-from dsa_jax.training import driver
-from dsa_jax.training import sweep
 from dsa_jax.config import apply_overrides
+from dsa_jax.training import driver, sweep
 from dsa_jax.training.reload import load_run
 
 pytestmark = pytest.mark.slow  # trains whole programs

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from dsa_jax import _cpu_guard, presets
-from dsa_jax.training import driver
 from dsa_jax.algorithms.program import seed_keys
 from dsa_jax.algorithms.registry import make_train
+from dsa_jax.training import driver
 
 from helpers import leaves_equal
 

@@ -18,10 +18,10 @@ from flax import struct
 
 from dsa_jax import pruning
 from dsa_jax.algorithms import evaluation
-from dsa_jax.config import Config, DQNConfig
 from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
 from dsa_jax.algorithms.networks import IAGCModel, RecurrentNet, zero_carry
 from dsa_jax.algorithms.program import Algorithm, Program
+from dsa_jax.config import Config, DQNConfig
 from dsa_jax.validation import fail
 
 

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from dsa_jax import progress
-from dsa_jax.config import Config
 from dsa_jax.algorithms.evaluation import Evaluation
+from dsa_jax.config import Config
 
 
 class RunState(Protocol):

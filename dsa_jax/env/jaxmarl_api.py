@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dsa_jax import env as dsa_env
-from dsa_jax.env import NUM_FEEDBACK, EnvParams, EnvState
+from dsa_jax.env import EnvParams, EnvState, NUM_FEEDBACK
 
 
 @dataclass(frozen=True)

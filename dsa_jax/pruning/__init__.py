@@ -30,7 +30,7 @@ from dsa_jax.pruning.schedules import (
     scheduled_sparsity,
     sparsity_at,
 )
-from dsa_jax.pruning.sparsifier import MODES, GradualMagnitude, Sparsifier
+from dsa_jax.pruning.sparsifier import GradualMagnitude, MODES, Sparsifier
 
 __all__ = [
     "MODES", "SCHEDULES", "SCOPES", "SWEEPABLE", "GradualMagnitude", "PruneSchedule", "Sparsifier", "agent_masks",

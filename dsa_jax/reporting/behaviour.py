@@ -20,10 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
 
-from dsa_jax.algorithms import evaluation
 from dsa_jax import env as dsa_env
-from dsa_jax.env import EnvParams
+from dsa_jax.algorithms import evaluation
 from dsa_jax.algorithms.evaluation import actor_policy
+from dsa_jax.env import EnvParams
 
 
 def channel_usage(actions: np.ndarray, num_actions: int) -> np.ndarray:

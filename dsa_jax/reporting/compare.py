@@ -1,7 +1,7 @@
 """Compare run directories: final values over seeds with honest statistics, and their curves.
 
 ``dsa-jax compare RUN_A RUN_B … [--metric eval_return|genie_fraction]`` reads each run's
-``metrics.npz`` (no JAX needed) and reports, per run, the final evaluation's mean ± std over
+``metrics.npz`` (``store.rundir.load_curves``, no JAX needed) and reports, per run, the final evaluation's mean ± std over
 seeds, the interquartile mean with its 95 % bootstrap interval, the best seed, the area under
 the evaluation curve and the probability of improvement over the first run (``dsa_jax.reporting.stats``).
 """
@@ -9,15 +9,12 @@ the evaluation curve and the probability of improvement over the first run (``ds
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dsa_jax.reporting import plots
-from dsa_jax.reporting import stats
-from dsa_jax.store.rundir import METRICS_FILE, read_config
+from dsa_jax.reporting import plots, stats
 
 METRICS = ("eval_return", "genie_fraction")
 
@@ -29,24 +26,6 @@ class RunCurves:
     name: str
     iterations: np.ndarray  # [E]
     values: np.ndarray  # [S, E]
-
-
-def load_curves(run_dir: str | Path, metric: str) -> RunCurves:
-    """The metric's in-training evaluations ``[S, E]`` from ``RUN/metrics.npz``."""
-    if metric not in METRICS:
-        raise ValueError(f"--metric = {metric!r} is invalid: must be one of {', '.join(METRICS)}")
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        raise ValueError(f"run = {str(run_dir)!r} is invalid: no {METRICS_FILE} there (not a run directory?)")
-    read_config(run_dir)  # refuses a directory without a readable config.json
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return RunCurves(str(run_dir), data["eval_iteration"][0], data[f"eval/outcome/{metric}"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(
-            f"{path} is damaged ({type(err).__name__}); the run's checkpoints hold the same metrics "
-            f"(dsa_jax.load_run({str(run_dir)!r}).metrics)"
-        ) from None
 
 
 def compare(runs: list[RunCurves]) -> list[dict]:

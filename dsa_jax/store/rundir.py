@@ -9,17 +9,19 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from dsa_jax.reporting import plots
-from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
-from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS
-from dsa_jax.config import Config, differences
 from dsa_jax.algorithms.evaluation import EvalMetrics
 from dsa_jax.algorithms.program import Metrics
+from dsa_jax.config import Config, differences
+from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
+from dsa_jax.reporting import plots
+from dsa_jax.reporting.compare import METRICS, RunCurves
+from dsa_jax.store.checkpoint import BROKEN, CHECKPOINTS
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.npz"
@@ -319,3 +321,21 @@ def summary(config: Config, metrics: Metrics, facts: dict) -> dict:
         "genie_return": genie,
     }
     return {**result, **facts}
+
+
+def load_curves(run_dir: str | Path, metric: str) -> RunCurves:
+    """The metric's in-training evaluations ``[S, E]`` from ``RUN/metrics.npz``."""
+    if metric not in METRICS:
+        raise ValueError(f"--metric = {metric!r} is invalid: must be one of {', '.join(METRICS)}")
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise ValueError(f"run = {str(run_dir)!r} is invalid: no {METRICS_FILE} there (not a run directory?)")
+    read_config(run_dir)  # refuses a directory without a readable config.json
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return RunCurves(str(run_dir), data["eval_iteration"][0], data[f"eval/outcome/{metric}"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path} is damaged ({type(err).__name__}); the run's checkpoints hold the same metrics "
+            f"(dsa_jax.load_run({str(run_dir)!r}).metrics)"
+        ) from None

@@ -122,7 +122,7 @@ def write_summary(out: Path, points: list[GridPoint]) -> list[dict]:
     for index, point in enumerate(points):
         record = {"point": point_dir(out, index).name, **point.values}
         for metric in compare.METRICS:
-            (summary,) = compare.compare([compare.load_curves(point_dir(out, index), metric)])
+            (summary,) = compare.compare([rundir.load_curves(point_dir(out, index), metric)])
             record.update({f"{metric}_{k}": v for k, v in summary.items() if k not in ("run", "probability_of_improvement")})
         records.append(record)
     keys = list(points[0].values)

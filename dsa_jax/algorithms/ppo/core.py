@@ -14,9 +14,9 @@ import optax
 from flax import struct
 
 from dsa_jax import env as dsa_env
+from dsa_jax.algorithms.networks import IAGCModel, policy
 from dsa_jax.config import PPOConfig
 from dsa_jax.env import EnvParams, EnvState
-from dsa_jax.algorithms.networks import IAGCModel, policy
 
 
 @struct.dataclass

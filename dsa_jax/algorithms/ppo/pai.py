@@ -19,9 +19,9 @@ import jax.numpy as jnp
 
 from dsa_jax import pruning
 from dsa_jax.algorithms.ppo import core as ppo
-from dsa_jax.config import Config
 from dsa_jax.algorithms.ppo.program import PPOState, ppo_functions
 from dsa_jax.algorithms.program import Algorithm, Program
+from dsa_jax.config import Config
 
 
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
