@@ -12,6 +12,12 @@ from its last checkpoint, a new one starts. The final deployed actors are then e
 ``OUT/study.json`` records, per row, the commit, the full config, the per-seed genie fractions,
 their mean and bootstrap interval, and, with ``--reference``, the *retained* ratio of the row's
 mean over the reference row's with a paired bootstrap interval over seeds.
+
+    python experiments/study.py --combine runs/study_c runs/study_c_seeds34 --reference dense --out OUT
+
+joins studies that ran the same rows on other seeds (``train.first_seed``): a row present in
+every study, with configs that differ only in their seeds and chunking, gets all their seeds,
+and the record names each part's commit and seeds.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dsa_jax import presets
-from dsa_jax.config import apply_overrides
+from dsa_jax.config import Config, apply_overrides
 from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import CheckpointStore
@@ -138,11 +144,56 @@ def report(records: dict, reference: str | None, out: Path, title: str) -> str:
             f"| {r['row']} | `{' '.join(r['overrides'])}` | {r['genie_fraction_mean']:.3f} [{r['genie_fraction_ci95'][0]:.3f}, "
             f"{r['genie_fraction_ci95'][1]:.3f}] | {r['genie_fraction_std']:.3f} | {retained} | "
             f"{', '.join(f'{v:.3f}' for v in r['genie_fraction_per_seed'])} | {r['sparsity_deployed']:.3f} | "
-            f"{r['train_wall_s'] or 'earlier'} | {r['commit'][:7]} |"
+            f"{r['train_wall_s'] or 'earlier'} | {', '.join(c[:7] for c in r['commit'].split(', '))} |"
         )
     table = "\n".join(lines)
     (out / "study.md").write_text(f"# {title}\n\n{table}\n")
     return table
+
+
+# Config fields that may differ between the parts of a combined row: which seeds, and how the
+# run was chunked (chunking never changes the numbers).
+COMBINE_FREE = ("train.seeds", "train.first_seed", "train.chunk", "train.checkpoint_every", "train.keep_checkpoints")
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def combine(studies: list[dict]) -> dict:
+    """Rows present in every study, their seeds joined in the studies' order."""
+    records = {}
+    for name in [n for n in studies[0] if all(n in s for s in studies)]:
+        parts = [s[name] for s in studies]
+        # through Config: a field older than a part's commit takes the value that part trained with
+        flats = [{k: v for k, v in _flat(Config.from_dict(p["config"]).to_dict()).items() if k not in COMBINE_FREE}
+                 for p in parts]
+        for part, flat in zip(parts[1:], flats[1:], strict=True):
+            changed = sorted(k for k in set(flat) | set(flats[0]) if flat.get(k) != flats[0].get(k))
+            if changed:
+                raise SystemExit(f"row {name!r} cannot be combined: its configs differ in {', '.join(changed)}")
+        fractions = np.asarray([f for p in parts for f in p["genie_fraction_per_seed"]], np.float64)
+        seeds = [list(range(p["config"]["train"].get("first_seed", 0), p["config"]["train"].get("first_seed", 0)
+                            + p["config"]["train"]["seeds"])) for p in parts]
+        low, high = mean_interval(fractions)
+        records[name] = {
+            **{k: parts[0][k] for k in ("row", "preset", "episodes", "step")},
+            "overrides": [o for o in parts[0]["overrides"] if not o.startswith("train.first_seed=")],
+            "commit": ", ".join(dict.fromkeys(p["commit"][:7] for p in parts)),
+            "parts": [{"commit": p["commit"], "seeds": s, "config": p["config"]} for p, s in zip(parts, seeds, strict=True)],
+            "config": parts[0]["config"],
+            "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
+            "genie_fraction_mean": round(float(fractions.mean()), 4),
+            "genie_fraction_std": round(float(fractions.std()), 4),
+            "genie_fraction_ci95": [round(low, 4), round(high, 4)],
+            "eval_return_mean": round(float(np.mean([p["eval_return_mean"] for p in parts])), 2),
+            "sparsity_deployed": parts[0]["sparsity_deployed"],
+            "train_wall_s": round(sum(p["train_wall_s"] or 0.0 for p in parts), 1) or None,
+        }
+    return records
 
 
 def main(argv=None) -> None:
@@ -154,7 +205,16 @@ def main(argv=None) -> None:
     parser.add_argument("--reference", default=None, help="the row that 'retained' divides by (e.g. dense)")
     parser.add_argument("--out", required=True, help="the study's folder: a run directory per row and study.*")
     parser.add_argument("--results", default=None, help="also write study.json/.md/.png here (a folder kept in git)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="STUDY", help="join these studies' seeds into --out")
     args = parser.parse_args(argv)
+    if args.combine:
+        studies = [json.loads((Path(d) / "study.json").read_text()) for d in args.combine]
+        records = combine(studies)
+        first = next(iter(records.values()))
+        title = (f"{first['preset']}: genie fraction of the deployed actors, {first['episodes']} fresh episodes per seed, "
+                 f"{len(first['genie_fraction_per_seed'])} seeds")
+        print(report(records, args.reference, Path(args.out), title))
+        return
     rows = dict(parse_row(text) for text in args.row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

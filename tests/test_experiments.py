@@ -10,8 +10,9 @@ import pytest
 from dsa_jax import presets
 from dsa_jax.algorithms.evaluation import evaluation_key
 from dsa_jax.algorithms.registry import make_program
-from experiments import table1
+from dsa_jax.config import apply_overrides
 from dsa_jax.reporting.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
+from experiments import table1
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
 
@@ -230,3 +231,22 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     study.main(args)
     again = json.loads((tmp_path / "s" / "study.json").read_text())
     assert again["harmonic"]["genie_fraction_per_seed"] == first["harmonic"]["genie_fraction_per_seed"]
+
+
+def test_combine_joins_the_seeds_of_studies_that_ran_the_same_rows():
+    from experiments import study
+
+    def record(first_seed, fractions, *overrides):
+        config = apply_overrides(presets.get("quick"), [f"train.first_seed={first_seed}", f"train.seeds={len(fractions)}",
+                                                        *overrides])
+        return {"row": "r", "preset": "quick", "episodes": 4, "step": 60, "overrides": [f"train.first_seed={first_seed}"],
+                "commit": str(first_seed) * 40, "config": config.to_dict(), "genie_fraction_per_seed": fractions,
+                "eval_return_mean": 1.0, "sparsity_deployed": 0.0, "train_wall_s": 2.0}
+
+    combined = study.combine([{"r": record(0, [0.5, 0.7])}, {"r": record(2, [0.9], "train.chunk=20")}])["r"]
+    assert combined["genie_fraction_per_seed"] == [0.5, 0.7, 0.9]
+    assert combined["genie_fraction_mean"] == pytest.approx(0.7)
+    assert [p["seeds"] for p in combined["parts"]] == [[0, 1], [2]]
+    assert combined["overrides"] == [] and combined["train_wall_s"] == 4.0 and combined["commit"] == "0000000, 2222222"
+    with pytest.raises(SystemExit, match="prune.target"):
+        study.combine([{"r": record(0, [0.5])}, {"r": record(1, [0.6], "prune.target=0.9")}])
