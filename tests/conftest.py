@@ -65,6 +65,13 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
 
 
+# The suite's short shape: the quick preset for 20 iterations in chunks of 10. Pruned runs of
+# this shape differ only in traced numbers (targets, schedules, seeds' keys), so test_sweep's
+# grid and separate runs, test_sharding, test_pbt, test_pruning's variants, test_baselines'
+# round trips and test_experiments' study share their compiled programs through the session's
+# compilation cache; each builds its config from this list.
+SHORT = ["train.iterations=20", "train.chunk=10"]
+
 # The session's one trained run (fixture ``quick_run``): the quick preset with its actors pruned
 # by the harmonic scheduler to a different target per agent (all at least 95%), six chunks of
 # 10 iterations, the last 3 checkpoints kept.

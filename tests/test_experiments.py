@@ -16,6 +16,8 @@ from experiments import table1
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
 
+from conftest import SHORT
+
 
 def test_channel_usage_counts_each_users_actions():
     # 2 episodes x 2 slots x 2 users; user 0: idle, ch1, ch1, ch1; user 1: ch2 x3, idle.
@@ -208,7 +210,7 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     from dsa_jax.training import driver
     from experiments import study
 
-    shape = "train.iterations=20 train.chunk=10 prune.target=0.95"  # the suite's shared pruned shape
+    shape = " ".join(SHORT + ["prune.target=0.95"])
     rows = ["--row", f"dense=prune.schedule=none {shape}", "--row", f"harmonic=prune.schedule=harmonic {shape}"]
     args = ["--preset", "quick", "--seeds", "2", "--episodes", "4", "--out", str(tmp_path / "s"), "--reference", "dense",
             "--results", str(tmp_path / "kept"), *rows]

@@ -21,6 +21,8 @@ from dsa_jax.training.reload import load_run
 
 from helpers import assert_trees_equal
 
+from conftest import SHORT
+
 
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=12), st.floats(0.01, 0.5), st.integers(0, 99))
 def test_choose_replaces_exactly_the_bottom_by_members_of_the_top(scores, frac, seed):
@@ -87,11 +89,9 @@ def test_pbt_config_is_validated():
             registry.check(apply_overrides(base, overrides))
 
 
-# the shape test_sharding trains (8 pruned seeds, 20 iterations in chunks of 10), so programs are shared
-CONFIG = apply_overrides(presets.get("quick"), [
-    "train.seeds=8", "train.iterations=20", "train.chunk=10", "prune.schedule=harmonic", "prune.target=0.9",
-    "train.pbt=4", "train.pbt_every=10",
-])
+# test_sharding's 8 pruned seeds of the short shape, so programs are shared
+CONFIG = apply_overrides(presets.get("quick"), [*SHORT, "train.seeds=8", "prune.schedule=harmonic", "prune.target=0.9",
+                                                "train.pbt=4", "train.pbt_every=10"])
 
 
 @pytest.mark.slow

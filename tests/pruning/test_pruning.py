@@ -17,7 +17,7 @@ from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import PruneConfig, apply_overrides
 from dsa_jax.training import driver
 
-from conftest import QUICK_RUN
+from conftest import QUICK_RUN, SHORT
 
 ITERS = 200  # start = 20, end = 180, period (end - start) / 4 = 40
 
@@ -250,9 +250,9 @@ def test_deployed_actor_sparsity_equals_scheduled_target(harmonic_run):
     np.testing.assert_allclose(result.metrics.train.sparsity_measured[:, -1], deployed, atol=1e-6)
 
 
-# 4 schedules x 2 seeds, 20 iterations in chunks of 10: the shape of test_sweep.py's grid, so the
-# variants share that compiled program (and the plain run that of its separate runs).
-VARIANTS = apply_overrides(QUICK_RUN, ["train.iterations=20"])
+# 4 schedules x 2 seeds of the short shape: test_sweep.py's grid, so the variants share that
+# compiled program (and the plain run that of its separate runs).
+VARIANTS = apply_overrides(QUICK_RUN, SHORT)
 
 
 def test_multi_scheduler_run_has_no_cross_talk_and_equals_a_plain_run():

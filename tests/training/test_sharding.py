@@ -18,12 +18,14 @@ from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
 from dsa_jax.training import driver
 from dsa_jax.training.reload import load_run
 
+from conftest import SHORT
+
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 
-# Pruned, 8 seeds, 20 iterations in chunks of 10: the shape of test_sweep.py's grid (4 points x 2
-# seeds), so the two-device run, which maps its runs one at a time per device (the CPU default),
-# trains the program that test compiles (the suite's shared compilation cache serves it).
-OVERRIDES = ["train.seeds=8", "train.iterations=20", "train.chunk=10", "prune.schedule=harmonic", "prune.target=0.9"]
+# Pruned, 8 seeds of the short shape: test_sweep.py's grid (4 points x 2 seeds), so the
+# two-device run, which maps its runs one at a time per device (the CPU default), trains the
+# program that test compiles (the suite's shared compilation cache serves it).
+OVERRIDES = [*SHORT, "train.seeds=8", "prune.schedule=harmonic", "prune.target=0.9"]
 CONFIG = apply_overrides(presets.get("quick"), OVERRIDES)
 # The two runs compared below batch their runs differently: 2 devices mapping their 4 runs one at
 # a time, and 1 device mapping vmapped groups of 3 (the last padded with a copy of the last run).

@@ -15,9 +15,11 @@ from dsa_jax.config import apply_overrides
 from dsa_jax.training import driver, sweep
 from dsa_jax.training.reload import load_run
 
+from conftest import SHORT
+
 pytestmark = pytest.mark.slow  # trains whole programs
 
-BASE = apply_overrides(presets.get("quick"), ["train.iterations=20", "train.chunk=10"])
+BASE = apply_overrides(presets.get("quick"), SHORT)
 GRID = {"ppo.lr_actor": ["3e-3", "1e-3"], "prune.target": ["0.5", "[0.6,0.7,0.8]"]}
 
 

@@ -22,6 +22,8 @@ from dsa_jax.store.checkpoint import CheckpointStore
 from dsa_jax.training import driver
 from dsa_jax.training.reload import load_run
 
+from conftest import SHORT
+
 QUICK = presets.get("quick")
 
 
@@ -210,7 +212,7 @@ def algo_runs(tmp_path_factory):
 
     def get(algo: str):
         if algo not in runs:
-            config = apply_overrides(QUICK, [f"algo={algo}", "train.iterations=20", "train.chunk=10"] + ROUND_TRIPS[algo])
+            config = apply_overrides(QUICK, [f"algo={algo}", *SHORT] + ROUND_TRIPS[algo])
             out = tmp_path_factory.mktemp(algo) / "run"
             runs[algo] = config, out, driver.run(config, out, progress=False)
         return runs[algo]
