@@ -121,7 +121,7 @@ def to_host(tree):
     return jax.device_get(tree)
 
 
-def first_runs(tree, count: int):
+def unpadded(tree, count: int):
     """Drop the padding runs (leading axis); without padding the arrays stay as they are."""
     return jax.tree.map(lambda x: x if x.shape[0] == count else x[:count], tree)
 

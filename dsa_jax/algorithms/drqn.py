@@ -19,7 +19,7 @@ from flax import struct
 from dsa_jax import pruning
 from dsa_jax.algorithms import evaluation
 from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
-from dsa_jax.algorithms.networks import IAGCModel, RecurrentNet, zero_carry
+from dsa_jax.algorithms.networks import ActorCriticModel, RecurrentNet, zero_carry
 from dsa_jax.algorithms.program import Algorithm, Program
 from dsa_jax.config import Config, DQNConfig
 from dsa_jax.validation import fail
@@ -174,7 +174,7 @@ def make_drqn_program(config: Config, points: tuple[Config, ...] = ()) -> Progra
     num_agents, num_actions = env_params.num_users, env_params.num_actions
     hidden = config.ppo.hidden_size
     net = RecurrentNet(env_params.obs_dim, hidden, num_actions + int(cfg.dueling))
-    model = IAGCModel(num_agents, env_params.obs_dim, num_actions, hidden)  # evaluation of deployed clones
+    model = ActorCriticModel(num_agents, env_params.obs_dim, num_actions, hidden)  # evaluation of deployed clones
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
     zeros = jnp.zeros(num_agents, jnp.float32)
 

@@ -179,7 +179,7 @@ def policy(logits: jax.Array) -> distrax.Categorical:
     return distrax.Categorical(logits=logits)
 
 
-class IAGCModel:
+class ActorCriticModel:
     """N independent actors (parameters stacked on a leading agent axis) and one global critic.
 
     The critic reads a global input of ``critic_input_size`` features per slot (by default all

@@ -51,19 +51,19 @@ class Checkpoint:
     metrics: Metrics
 
 
-def storable(state: RunState) -> RunState:
+def with_raw_keys(state: RunState) -> RunState:
     """The state with its typed PRNG keys as raw ``uint32`` key data (what Orbax stores)."""
     return state.replace(key=jax.random.key_data(state.key))
 
 
-def unstorable(state: RunState) -> RunState:
+def with_typed_keys(state: RunState) -> RunState:
     return state.replace(key=jax.random.wrap_key_data(state.key))
 
 
 def state_digest(state: RunState) -> str:
     """SHA-256 over every leaf's dtype, shape and bytes, in tree order."""
     digest = hashlib.sha256()
-    for leaf in jax.tree.leaves(to_host(storable(state))):
+    for leaf in jax.tree.leaves(to_host(with_raw_keys(state))):
         leaf = np.asarray(leaf)
         digest.update(f"{leaf.dtype}{leaf.shape}".encode())
         digest.update(np.ascontiguousarray(leaf).tobytes())
@@ -71,9 +71,9 @@ def state_digest(state: RunState) -> str:
 
 
 def abstract_state(program: Program, num_runs: int, sharding=None) -> RunState:
-    """Shapes and dtypes of the storable state of ``num_runs`` runs (Orbax's restore target)."""
+    """Shapes and dtypes of the with_raw_keys state of ``num_runs`` runs (Orbax's restore target)."""
     init = jax.vmap(program.init)
-    shapes = jax.eval_shape(lambda keys: storable(init(keys)), seed_keys(num_runs))
+    shapes = jax.eval_shape(lambda keys: with_raw_keys(init(keys)), seed_keys(num_runs))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
@@ -126,7 +126,7 @@ class CheckpointStore:
         self._manager.save(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(storable(state)),
+                state=ocp.args.StandardSave(with_raw_keys(state)),
                 history=ocp.args.StandardSave(serialization.to_state_dict(jax.device_get(metrics))),
                 meta=ocp.args.JsonSave(meta),
             ),
@@ -188,7 +188,7 @@ class CheckpointStore:
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(item), history=ocp.args.StandardRestore()),
             )
-            state = unstorable(type(target)(**restored.state, **dict.fromkeys(missing)) if missing else restored.state)
+            state = with_typed_keys(type(target)(**restored.state, **dict.fromkeys(missing)) if missing else restored.state)
             template = _metrics_template(program, meta["num_runs"])
             metrics = serialization.from_state_dict(template, jax.tree.map(np.asarray, restored.history))
         except Exception as err:  # Orbax/TensorStore raise many types for unreadable data

@@ -24,7 +24,7 @@ from dsa_jax.algorithms.program import Metrics, Program, RunState, concat_metric
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import Config, PruneConfig, differences
 from dsa_jax.store import rundir
-from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, storable, unstorable
+from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, with_raw_keys, with_typed_keys
 from dsa_jax.training import pbt
 from dsa_jax.training.interrupt import RunInterrupted, StopRequest
 
@@ -89,9 +89,9 @@ def pbt_step(config: Config, state, metrics: Metrics, num_runs: int, placement):
     if not train.pbt or step % train.pbt_every or step >= train.iterations:
         return state, []
     scores = np.asarray(metrics.eval.outcome.eval_return[:num_runs, -1], np.float64)
-    host = sharding.to_host(storable(state))
+    host = sharding.to_host(with_raw_keys(state))
     host, exploits = pbt.exploit_and_explore(host, scores, step, train.pbt, train.pbt_frac, train.first_seed)
-    return unstorable(sharding.to_global(host, placement)), exploits
+    return with_typed_keys(sharding.to_global(host, placement)), exploits
 
 
 def train_seeds(config: Config, progress: bool = True, on_chunk=None, resume: Checkpoint | None = None) -> RunResult:
@@ -163,22 +163,22 @@ def train_runs(
     with compile_seconds() as compiling:
         if resume is None:
             state, first = start_runs(program, seeds, init_args, mesh, batch)
-            parts, done = [sharding.first_runs(sharding.to_host(first), num_runs)], 0
+            parts, done = [sharding.unpadded(sharding.to_host(first), num_runs)], 0
         elif padded == num_runs:  # restored onto this mesh already (see resume_point)
             state, parts, done = jax.device_put(resume.state, placement), [resume.metrics], resume.step
         else:
-            host = sharding.pad_runs(sharding.to_host(storable(resume.state)), padded)
-            state, parts, done = unstorable(sharding.to_global(host, placement)), [resume.metrics], resume.step
+            host = sharding.pad_runs(sharding.to_host(with_raw_keys(resume.state)), padded)
+            state, parts, done = with_typed_keys(sharding.to_global(host, placement)), [resume.metrics], resume.step
         plan = chunk_plan(config, done)
         with progress_bar(config, done, padded, progress) as bar:
             for blocks in plan:
                 state, metrics = wait_ready(compiled_blocks(program, blocks, mesh, batch)(state))
-                parts.append(sharding.first_runs(sharding.to_host(metrics), num_runs))
+                parts.append(sharding.unpadded(sharding.to_host(metrics), num_runs))
                 bar.chunk_done(parts[-1])
                 state, exploits = pbt_step(config, state, parts[-1], num_runs, placement)
                 if on_chunk is not None:
                     metrics_so_far = concat_metrics(parts, axis=1, xp=np)
-                    on_chunk(RunResult(config, sharding.first_runs(state, num_runs), metrics_so_far, exploits=exploits))
+                    on_chunk(RunResult(config, sharding.unpadded(state, num_runs), metrics_so_far, exploits=exploits))
     timing = {
         "wall_s": time.perf_counter() - started,
         "compile_s": compiling[0],
@@ -186,7 +186,7 @@ def train_runs(
         "runs": num_runs,
         "resumed_complete": resume is not None and not plan,
     }
-    return RunResult(config, sharding.first_runs(state, num_runs), concat_metrics(parts, axis=1, xp=np), timing)
+    return RunResult(config, sharding.unpadded(state, num_runs), concat_metrics(parts, axis=1, xp=np), timing)
 
 
 class ProgressBar:

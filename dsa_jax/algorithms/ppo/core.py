@@ -14,7 +14,7 @@ import optax
 from flax import struct
 
 from dsa_jax import env as dsa_env
-from dsa_jax.algorithms.networks import IAGCModel, policy
+from dsa_jax.algorithms.networks import ActorCriticModel, policy
 from dsa_jax.config import PPOConfig
 from dsa_jax.env import EnvParams, EnvState
 
@@ -132,7 +132,7 @@ def episode_temperatures(key: jax.Array, cfg: PPOConfig) -> jax.Array:
 
 def rollout(
     key: jax.Array,
-    model: IAGCModel,
+    model: ActorCriticModel,
     actor_params,
     critic_params,
     env_params: EnvParams,
@@ -246,7 +246,7 @@ def normalize_advantages(advantages: jax.Array) -> jax.Array:
     return centred / (jnp.sqrt(jnp.mean(centred**2)) + 1e-8)
 
 
-def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: jax.Array, hyper: Hyper, ent_coef=None):
+def actor_loss(actor_params, model: ActorCriticModel, batch: Trajectory, advantages: jax.Array, hyper: Hyper, ent_coef=None):
     """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus (weight
     ``ent_coef``, default ``hyper.ent_coef``), under the temperature each episode was played at.
 
@@ -274,7 +274,7 @@ def actor_loss(actor_params, model: IAGCModel, batch: Trajectory, advantages: ja
     return per_agent.sum(), aux
 
 
-def critic_loss(critic_params, model: IAGCModel, critic_inputs: jax.Array, returns: jax.Array, hyper: Hyper):
+def critic_loss(critic_params, model: ActorCriticModel, critic_inputs: jax.Array, returns: jax.Array, hyper: Hyper):
     """vf_coef * mean squared error of the global critic to the lambda-returns ``[T, b(, N)]``."""
     values = model.critic_unroll(critic_params, critic_inputs)
     chex.assert_equal_shape([values, returns])
@@ -314,7 +314,7 @@ class Learner:
 def ppo_update(
     key: jax.Array,
     learner: Learner,
-    model: IAGCModel,
+    model: ActorCriticModel,
     trajectory: Trajectory,
     advantages: jax.Array,
     returns: jax.Array,

@@ -18,7 +18,7 @@ from flax import struct
 from dsa_jax import pruning
 from dsa_jax.algorithms import evaluation
 from dsa_jax.algorithms.evaluation import Evaluation, actor_policy, evaluate_policy
-from dsa_jax.algorithms.networks import IAGCModel
+from dsa_jax.algorithms.networks import ActorCriticModel
 from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.config import Config
 from dsa_jax.pruning import Sparsifier
@@ -55,9 +55,9 @@ class IterationMetrics:
     sparsity_measured: jax.Array  # [N] exact zeros in the live weights after the pruning step
 
 
-def make_model(config: Config) -> IAGCModel:
+def make_model(config: Config) -> ActorCriticModel:
     env_params, cfg = config.env, config.ppo
-    return IAGCModel(
+    return ActorCriticModel(
         env_params.num_users,
         env_params.obs_dim,
         env_params.num_actions,
@@ -74,7 +74,7 @@ class PPOFunctions:
     PPOState`` (``hyper`` None: the config's), ``iteration``, ``deploy`` and ``evaluate``; each
     algorithm wraps ``init`` in its own signature."""
 
-    model: IAGCModel
+    model: ActorCriticModel
     init: Callable[..., PPOState]
     iteration: Callable[[PPOState], tuple[PPOState, IterationMetrics]]
     deploy: Callable[[PPOState], dict]
