@@ -6,6 +6,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from dsa_jax import presets
+
 
 def plain(x) -> np.ndarray:
     """An array, with a typed PRNG key as its raw key data (keys have no == of their own)."""
@@ -39,3 +41,15 @@ def hashes(path: Path) -> dict:
     """Every file under ``path`` (or ``path`` itself) -> its SHA-256."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def fake_run(path, finals, curve_start=0.0):
+    """A run directory with a config and metrics.npz: 3 evaluations per seed ending at ``finals``."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(presets.get("quick").to_json())
+    finals = np.asarray(finals, np.float32)
+    values = np.stack([np.full_like(finals, curve_start), (curve_start + finals) / 2, finals], axis=1)
+    iterations = np.tile(np.array([0, 10, 20]), (finals.size, 1))
+    np.savez(path / "metrics.npz", **{"eval_iteration": iterations, "eval/outcome/eval_return": values,
+                                      "eval/outcome/genie_fraction": values / 100.0})
+    return path

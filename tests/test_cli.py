@@ -6,6 +6,8 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -22,11 +24,14 @@ from dsa_jax.config import apply_overrides
 from dsa_jax.env.genie import joint_action_rewards, joint_actions
 from dsa_jax.reporting import behaviour
 from dsa_jax.store import rundir
-from dsa_jax.store.checkpoint import CHECKPOINTS, CheckpointStore
+from dsa_jax.store.checkpoint import CHECKPOINTS
+from dsa_jax.store.sparse_actor import SparseActor
 from dsa_jax.training import driver
+from dsa_jax.training.export import deployed_actor_params
+from dsa_jax.training.reload import load_run
 
 from conftest import QUICK_RUN
-from helpers import hashes
+from helpers import fake_run, hashes
 
 pytestmark = pytest.mark.slow  # the module's run fixture trains the session's quick run
 
@@ -419,3 +424,96 @@ def test_damaged_run_directory_fuzz_never_a_traceback(name, damage, command, run
     after = hashes(copy)
     changed = {path for path, digest in before.items() if after.get(path) != digest}  # new outputs are fine
     assert not changed or command == "resume", changed
+
+
+# --- moved beside the rest of the command line: evaluate, export, bench env, compare, sweep ----
+
+
+def test_cli_evaluate_prints_a_row_per_seed_and_writes_json(quick_run, tmp_path, capsys):
+    import json
+
+    from dsa_jax import cli
+
+    out, result = quick_run.out, quick_run.result
+    report_path = tmp_path / "eval.json"
+    assert cli.main(["evaluate", str(out), "--json", str(report_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{out} at iteration {QUICK_RUN.train.iterations}")
+    seeds = [line.split() for line in lines[2:-2]]
+    assert [int(row[0]) for row in seeds] == list(range(QUICK_RUN.train.seeds))
+    report = json.loads(report_path.read_text())
+    # stream 0 replays the final in-training evaluation
+    final = np.asarray(result.metrics.eval.outcome.eval_return[:, -1])
+    np.testing.assert_allclose(report["per_seed"]["eval_return"], final, rtol=1e-5)
+    np.testing.assert_allclose([float(row[1]) for row in seeds], final, rtol=1e-4)
+    # a bad field is one line on stderr and exit 2
+    assert cli.main(["evaluate", str(out), "--set", "ppo.lr_actor=1"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_cli_export_writes_the_deployed_actors(quick_run, tmp_path, capsys):
+    from dsa_jax import cli
+
+    out = quick_run.out
+    path = tmp_path / "actor.npz"
+    assert cli.main(["export", str(out), "--seed", "1", "--out", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + QUICK_RUN.env.num_users  # title, header, one row per agent
+    params = deployed_actor_params(load_run(out), seed=1)
+    for agent in range(QUICK_RUN.env.num_users):
+        dense = SparseActor.load(path, agent).matrices["lstm1/recurrent_kernel"].to_dense()
+        np.testing.assert_array_equal(dense, params["params"]["lstm1"]["recurrent_kernel"][agent])
+    assert cli.main(["export", str(out), "--seed", "7"]) == 2  # quick has 2 seeds
+    assert "seed = 7" in capsys.readouterr().err
+
+
+def test_cli_bench_env(tmp_path, capsys):
+    import json
+
+    from dsa_jax import cli
+
+    path = tmp_path / "bench.json"
+    args = ["bench", "env", "--preset", "quick", "--batches", "1", "8", "--seconds", "0.05", "--json", str(path)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[:2] == ["B", "compile"] and len(printed) == 3
+    rows = json.loads(path.read_text())
+    assert [row["batch"] for row in rows] == [1, 8]
+    for row in rows:
+        assert row["jax_steps_per_s"] > 0 and row["numpy_steps_per_s"] > 0
+        assert row["ratio"] == pytest.approx(row["jax_steps_per_s"] / row["numpy_steps_per_s"])
+
+
+def test_compare_cli_writes_json_and_figure(tmp_path, capsys):
+    a = fake_run(tmp_path / "a", [0.5, 0.6])
+    b = fake_run(tmp_path / "b", [0.7, 0.8])
+    out = tmp_path / "report" / "cmp"
+    assert cli.main(["compare", str(a), str(b), "--metric", "genie_fraction", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["metric"] == "genie_fraction" and [r["run"] for r in report["runs"]] == [str(a), str(b)]
+    assert report["runs"][1]["mean"] == pytest.approx(0.0075)
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "P(> first)" in capsys.readouterr().out
+
+
+def test_compare_refuses_bad_input_in_one_line(tmp_path, capsys):
+    assert cli.main(["compare", str(tmp_path / "none")]) == 2
+    assert "no metrics.npz there" in capsys.readouterr().err
+    a = fake_run(tmp_path / "a", [1.0])
+    assert cli.main(["compare", str(a), "--metric", "reward"]) == 2
+    assert "--metric = 'reward' is invalid: must be one of eval_return, genie_fraction" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_shape_field_in_one_line_before_compiling(tmp_path):
+    code = (
+        "import sys, jax\n"
+        "from dsa_jax import cli\n"
+        "from dsa_jax.training import driver, sweep\n"
+        "jax.jit = driver.train_grid = None  # training or compiling now fails loudly\n"
+        f"sys.exit(cli.main(['sweep', '--preset', 'quick', '--grid', 'ppo.num_envs=8,16', '--out', {str(tmp_path / 's')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("dsa-jax: error: ppo.num_envs = ['8', '16'] is invalid: cannot vary inside one program")
+    assert not (tmp_path / "s").exists()

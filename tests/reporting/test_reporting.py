@@ -1,25 +1,12 @@
 """Reporting: `dsa-jax compare` on run directories written by hand, TensorBoard logs of a real run."""
 
-import json
-
 import numpy as np
 import pytest
 
-from dsa_jax import cli, presets
 from dsa_jax.reporting import compare
 from dsa_jax.store import rundir
 
-
-def fake_run(path, finals, curve_start=0.0):
-    """A run directory with a config and metrics.npz: 3 evaluations per seed ending at ``finals``."""
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(presets.get("quick").to_json())
-    finals = np.asarray(finals, np.float32)
-    values = np.stack([np.full_like(finals, curve_start), (curve_start + finals) / 2, finals], axis=1)
-    iterations = np.tile(np.array([0, 10, 20]), (finals.size, 1))
-    np.savez(path / "metrics.npz", **{"eval_iteration": iterations, "eval/outcome/eval_return": values,
-                                      "eval/outcome/genie_fraction": values / 100.0})
-    return path
+from helpers import fake_run
 
 
 def test_compare_records_by_hand(tmp_path):
@@ -35,26 +22,6 @@ def test_compare_records_by_hand(tmp_path):
     # curve 0 -> f/2 -> f over iterations 0, 10, 20: area / span = f / 2
     assert first["auc_mean"] == pytest.approx(12.5)
     assert first["iqm_low"] <= first["iqm"] <= first["iqm_high"]
-
-
-def test_compare_cli_writes_json_and_figure(tmp_path, capsys):
-    a = fake_run(tmp_path / "a", [0.5, 0.6])
-    b = fake_run(tmp_path / "b", [0.7, 0.8])
-    out = tmp_path / "report" / "cmp"
-    assert cli.main(["compare", str(a), str(b), "--metric", "genie_fraction", "--out", str(out)]) == 0
-    report = json.loads(out.with_suffix(".json").read_text())
-    assert report["metric"] == "genie_fraction" and [r["run"] for r in report["runs"]] == [str(a), str(b)]
-    assert report["runs"][1]["mean"] == pytest.approx(0.0075)
-    assert out.with_suffix(".png").stat().st_size > 0
-    assert "P(> first)" in capsys.readouterr().out
-
-
-def test_compare_refuses_bad_input_in_one_line(tmp_path, capsys):
-    assert cli.main(["compare", str(tmp_path / "none")]) == 2
-    assert "no metrics.npz there" in capsys.readouterr().err
-    a = fake_run(tmp_path / "a", [1.0])
-    assert cli.main(["compare", str(a), "--metric", "reward"]) == 2
-    assert "--metric = 'reward' is invalid: must be one of eval_return, genie_fraction" in capsys.readouterr().err
 
 
 def read_events(log_dir):

@@ -29,7 +29,7 @@ from dsa_jax.training.interrupt import StopRequest
 from dsa_jax.training.reload import evaluate_run, load_run
 
 from conftest import QUICK_RUN, QUICK_RUN_OVERRIDES
-from helpers import assert_trees_equal, plain, tree_files
+from helpers import assert_trees_equal, tree_files
 
 pytestmark = pytest.mark.slow  # this module trains whole programs (its fixtures, or subprocesses)
 
@@ -315,58 +315,3 @@ def test_sigint_then_resume_equals_uninterrupted(run_dir, tmp_path):
 
 
 # --- the command line, run as a user would ---------------------------------------------------------
-
-
-def test_cli_evaluate_prints_a_row_per_seed_and_writes_json(run_dir, tmp_path, capsys):
-    import json
-
-    from dsa_jax import cli
-
-    out, result = run_dir
-    report_path = tmp_path / "eval.json"
-    assert cli.main(["evaluate", str(out), "--json", str(report_path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"{out} at iteration {CONFIG.train.iterations}")
-    seeds = [line.split() for line in lines[2:-2]]
-    assert [int(row[0]) for row in seeds] == list(range(CONFIG.train.seeds))
-    report = json.loads(report_path.read_text())
-    # stream 0 replays the final in-training evaluation
-    final = np.asarray(result.metrics.eval.outcome.eval_return[:, -1])
-    np.testing.assert_allclose(report["per_seed"]["eval_return"], final, rtol=1e-5)
-    np.testing.assert_allclose([float(row[1]) for row in seeds], final, rtol=1e-4)
-    # a bad field is one line on stderr and exit 2
-    assert cli.main(["evaluate", str(out), "--set", "ppo.lr_actor=1"]) == 2
-    assert capsys.readouterr().err.strip().count("\n") == 0
-
-
-def test_cli_export_writes_the_deployed_actors(run_dir, tmp_path, capsys):
-    from dsa_jax import cli
-
-    out, _ = run_dir
-    path = tmp_path / "actor.npz"
-    assert cli.main(["export", str(out), "--seed", "1", "--out", str(path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 + CONFIG.env.num_users  # title, header, one row per agent
-    params = deployed_actor_params(load_run(out), seed=1)
-    for agent in range(CONFIG.env.num_users):
-        dense = SparseActor.load(path, agent).matrices["lstm1/recurrent_kernel"].to_dense()
-        np.testing.assert_array_equal(dense, params["params"]["lstm1"]["recurrent_kernel"][agent])
-    assert cli.main(["export", str(out), "--seed", "7"]) == 2  # quick has 2 seeds
-    assert "seed = 7" in capsys.readouterr().err
-
-
-def test_cli_bench_env(tmp_path, capsys):
-    import json
-
-    from dsa_jax import cli
-
-    path = tmp_path / "bench.json"
-    args = ["bench", "env", "--preset", "quick", "--batches", "1", "8", "--seconds", "0.05", "--json", str(path)]
-    assert cli.main(args) == 0
-    printed = capsys.readouterr().out.splitlines()
-    assert printed[0].split()[:2] == ["B", "compile"] and len(printed) == 3
-    rows = json.loads(path.read_text())
-    assert [row["batch"] for row in rows] == [1, 8]
-    for row in rows:
-        assert row["jax_steps_per_s"] > 0 and row["numpy_steps_per_s"] > 0
-        assert row["ratio"] == pytest.approx(row["jax_steps_per_s"] / row["numpy_steps_per_s"])
