@@ -232,7 +232,7 @@ def cmd_inspect(args) -> int:
     check_int("--skip", args.skip, 0, config.env.horizon - 1)
     program = make_program(config)
     if program.deploy is None:
-        raise ValueError(f"algo = {config.algo!r} cannot be inspected: it has no trained actors (iagc, pai and drqn do)")
+        raise ValueError(f"algo = {config.algo!r} cannot be inspected: it has no trained actors (a fixed policy)")
     seeds = range(config.train.seeds) if args.seed is None else [args.seed]
     play = behaviour.make_player(program)
     keys = jax.random.split(jax.random.fold_in(jax.random.key(args.stream), 0), args.episodes)

@@ -17,7 +17,7 @@ def deployed_actor_params(run: LoadedRun, seed: int) -> dict:
     """The seed's actors as deployed (masked at the last completed iteration), leading axis N."""
     program = make_program(run.config)
     if program.deploy is None:
-        raise ValueError(f"algo = {run.config.algo!r} has no network to export (only iagc, pai and drqn do)")
+        raise ValueError(f"algo = {run.config.algo!r} has no network to export (a fixed policy)")
     return jax.device_get(program.deploy(run.seed_state(seed)))
 
 
