@@ -53,6 +53,10 @@ PAPER_LEARNER = (
     "ppo.explore_frac=0.0",
     "ppo.solo_frac=0.0",
     "train.iterations=300",
+    "prune.start_frac=0.1",
+    "prune.end_frac=0.9",
+    "prune.mode=regrow",
+    "prune.scope=global",
 )
 
 # The paper's "IAGC [9, 12]" row: the same networks and critic trained by one advantage

@@ -86,10 +86,12 @@ def test_paper_learner_is_the_design_learner():
     assert (paper.ppo.lr_actor, paper.ppo.ent_coef, paper.ppo.ent_coef_end, paper.ppo.explore_frac) == (3e-4, 0.01, None, 0.0)
     assert paper.ppo.solo_frac == 0.0
     assert paper.train.iterations == 300
+    # the paper's pruning: 10 % to 90 % of the iterations, pruned weights may regrow, one ranking
+    assert (paper.prune.start_frac, paper.prune.end_frac, paper.prune.mode, paper.prune.scope) == (0.1, 0.9, "regrow", "global")
     # everything else is the default learner's
     default = presets.get("setup_a")
     assert set(differences(default, paper)) <= {f"ppo.{k}" for k in ("critic_input", "num_envs", "lr_actor", "ent_coef", "solo_frac")} | {
-        "train.iterations"
+        "train.iterations", "prune.start_frac", "prune.end_frac", "prune.mode"
     }
 
 

@@ -43,7 +43,7 @@ class GradualMagnitude:
       and come back when a later step ranks them above the cut.
 
     ``scope`` allocates the sparsity over an agent's kernels (``masks.score_masks``);
-    ``enabled`` False compiles no pruning step in (a dense run).
+    ``enabled`` False compiles no pruning step in: a dense run, the same program in either mode.
     """
 
     mode: str = "regrow"
@@ -53,15 +53,20 @@ class GradualMagnitude:
     def init(self, key: jax.Array, params) -> tuple[dict, dict]:
         return params, initial_masks(params)
 
+    @property
+    def masked(self) -> bool:
+        """Whether the masks take part in the forward pass and the update (fixed mode, pruning)."""
+        return self.mode == "fixed" and self.enabled
+
     def forward(self, params, masks) -> dict:
         """The weights the forward pass uses: w (regrow) or w * m (fixed)."""
-        return apply_masks(params, masks) if self.mode == "fixed" else params
+        return apply_masks(params, masks) if self.masked else params
 
     def forward_masks(self, masks) -> dict | None:
-        return masks if self.mode == "fixed" else None
+        return masks if self.masked else None
 
     def frozen(self, masks) -> dict | None:
-        return masks if self.mode == "fixed" else None
+        return masks if self.masked else None
 
     def after_update(self, params, masks, iteration: jax.Array, schedule: PruneSchedule) -> tuple[dict, dict]:
         """After the update of ``iteration``: on pruning steps, re-rank |w| at s(iteration)."""
