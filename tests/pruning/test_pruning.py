@@ -44,6 +44,8 @@ def hand(kind, t, s_i, s_f, e=3.0, a=0.1, period=40.0, decay=0.0, growth=0.0, st
 
 
 KINDS = ["constant", "linear", "polynomial", "cosine", "harmonic"]
+# The window the hand computations use: iterations 20 to 180 of ITERS = 200.
+WINDOW = {"start_frac": 0.1, "end_frac": 0.9}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -59,7 +61,7 @@ def schedule_values(prune: PruneConfig, ts, iterations: int = ITERS) -> np.ndarr
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_schedules_equal_hand_computation(kind):
-    prune = PruneConfig(schedule=kind, initial=(0.0, 0.1, 0.2), target=(0.5, 0.8, 0.95))
+    prune = PruneConfig(**WINDOW, schedule=kind, initial=(0.0, 0.1, 0.2), target=(0.5, 0.8, 0.95))
     ts = [0, 19, 20, 21, 37, 60, 99, 100, 140, 179, 180, 199]
     for t, got in zip(ts, schedule_values(prune, ts), strict=True):
         want = [hand(kind, t, s_i, s_f) for s_i, s_f in zip(prune.initial, prune.target, strict=True)]
@@ -69,7 +71,7 @@ def test_schedules_equal_hand_computation(kind):
 
 
 def test_harmonic_shape_options_equal_hand_computation():
-    prune = PruneConfig(schedule="harmonic", target=0.9, amplitude=0.2, period=30.0, amp_decay=0.01, period_growth=0.02)
+    prune = PruneConfig(**WINDOW, schedule="harmonic", target=0.9, amplitude=0.2, period=30.0, amp_decay=0.01, period_growth=0.02)
     ts = [25, 44, 70, 123, 170]
     for t, got in zip(ts, schedule_values(prune, ts)[:, 0], strict=True):
         assert float(got) == pytest.approx(hand("harmonic", t, 0.0, 0.9, a=0.2, period=30.0, decay=0.01, growth=0.02), abs=1e-5)
@@ -77,14 +79,14 @@ def test_harmonic_shape_options_equal_hand_computation():
 
 @pytest.mark.parametrize("kind", ["linear", "polynomial", "cosine"])
 def test_monotone_schedules(kind):
-    values = schedule_values(PruneConfig(schedule=kind), np.arange(ITERS))
+    values = schedule_values(PruneConfig(**WINDOW, schedule=kind), np.arange(ITERS))
     assert np.all(np.diff(values[:, 0]) >= -1e-7)
 
 
 def test_harmonic_dips_below_cosine_and_stays_in_range():
     ts = np.arange(ITERS)
-    harmonic = schedule_values(PruneConfig(schedule="harmonic", initial=0.2), ts)[:, 0]
-    cosine = schedule_values(PruneConfig(schedule="cosine", initial=0.2), ts)[:, 0]
+    harmonic = schedule_values(PruneConfig(**WINDOW, schedule="harmonic", initial=0.2), ts)[:, 0]
+    cosine = schedule_values(PruneConfig(**WINDOW, schedule="cosine", initial=0.2), ts)[:, 0]
     window = slice(20, 180)
     assert np.any(harmonic[window] < cosine[window] - 0.01)
     assert np.all((harmonic[window] >= 0.2 - 1e-6) & (harmonic[window] <= 0.95 + 1e-6))
@@ -93,19 +95,19 @@ def test_harmonic_dips_below_cosine_and_stays_in_range():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_zero_before_start_and_target_from_end(kind):
-    prune = PruneConfig(schedule=kind, initial=0.3, target=(0.5, 0.8, 0.95))
+    prune = PruneConfig(**WINDOW, schedule=kind, initial=0.3, target=(0.5, 0.8, 0.95))
     np.testing.assert_array_equal(schedule_values(prune, range(0, 20)), 0.0)
     after = schedule_values(prune, range(180, 260, 7))
     np.testing.assert_allclose(after, np.broadcast_to([0.5, 0.8, 0.95], after.shape), atol=1e-7)
 
 
 def test_none_schedule_never_prunes():
-    prune = PruneConfig(schedule="none")
+    prune = PruneConfig(**WINDOW, schedule="none")
     assert schedule_values(prune, np.arange(300)).max() == 0.0
 
 
 def test_pruning_steps():
-    schedule = pruning.make_schedule(PruneConfig(schedule="linear", interval=5), ITERS, 3, 0.95)
+    schedule = pruning.make_schedule(PruneConfig(**WINDOW, schedule="linear", interval=5), ITERS, 3, 0.95)
     steps = [t for t in range(ITERS) if bool(pruning.is_pruning_step(t, schedule))]
     assert steps == list(range(20, ITERS, 5)) + [199]
 
@@ -334,3 +336,19 @@ def test_erk_masks_prune_each_kernel_at_its_own_sparsity():
     for (path, mask), s in zip(prunable, wanted, strict=True):
         assert int((mask == 0).sum()) == math.floor(np.float32(s) * mask.size + 1e-3), path
     assert ERK(shapes, jnp.float32(1.0)).tolist() == [1.0] * len(shapes)
+
+
+def test_a_dense_run_is_the_same_program_in_either_mode():
+    """Without a pruning step the fixed mode puts no mask in the forward pass or the update, so
+    a dense run's numbers do not depend on prune.mode; with one, the fixed mode masks both."""
+    params = {"w": jnp.arange(4.0).reshape(2, 2), "b": jnp.ones(2)}
+    masks = {"w": jnp.array([[1.0, 0.0], [1.0, 1.0]]), "b": jnp.ones(2)}
+    for mode in pruning.MODES:
+        dense = pruning.GradualMagnitude(mode, "global", enabled=False)
+        assert dense.forward(params, masks) is params
+        assert dense.forward_masks(masks) is None and dense.frozen(masks) is None
+    fixed = pruning.GradualMagnitude("fixed", "global", enabled=True)
+    np.testing.assert_array_equal(fixed.forward(params, masks)["w"], [[0.0, 0.0], [2.0, 3.0]])
+    assert fixed.forward_masks(masks) is masks and fixed.frozen(masks) is masks
+    regrow = pruning.GradualMagnitude("regrow", "global", enabled=True)
+    assert regrow.forward(params, masks) is params and regrow.frozen(masks) is None
