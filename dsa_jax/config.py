@@ -168,6 +168,10 @@ class PruneConfig:
     scope: str = "global"
     pai_masks: str = "structured"
 
+    def target_or(self, default):
+        """``target``, or the algorithm's ``default`` when it is None."""
+        return default if self.target is None else self.target
+
     def __post_init__(self):
         for name in ("target", "initial"):
             value = getattr(self, name)

@@ -34,14 +34,14 @@ def spec(config: Config) -> Algorithm:
 def target(config: Config):
     """The pruning target (float or per-agent tuple) the run uses: ``prune.target``, or the
     algorithm's default when that is None (None for an algorithm that prunes nothing)."""
-    return spec(config).default_target if config.prune.target is None else config.prune.target
+    return config.prune.target_or(spec(config).default_target)
 
 
 def check(config: Config) -> Config:
     """``config`` if the algorithm-dependent rules hold; else ValueError naming the field."""
-    algorithm = spec(config)
-    if target(config) is not None:
-        check_per_agent("prune.target", target(config), config.env.num_users, 0.0, 1.0)
+    algorithm, resolved = spec(config), target(config)
+    if resolved is not None:
+        check_per_agent("prune.target", resolved, config.env.num_users, 0.0, 1.0)
     if config.train.pbt and config.algo not in WITH_PPO_NUMBERS:
         fail("train.pbt", config.train.pbt,
              f"needs PPO numbers in the state (algo {' or '.join(WITH_PPO_NUMBERS)}), not algo = {config.algo!r}")

@@ -109,7 +109,7 @@ def sparsity_at(t, prune, iterations: int, default_target=None) -> jax.Array:
     ``default_target`` stands for a ``target`` of None (an algorithm's default).
     Pass a per-agent ``target`` (or ``initial``) to get one value per agent.
     """
-    target = default_target if prune.target is None else prune.target
+    target = prune.target_or(default_target)
     if target is None:
         raise ValueError("prune.target = None is invalid here: give the sparsity the schedule ends at")
     num_agents = max(len(v) if isinstance(v, tuple) else 1 for v in (target, prune.initial))

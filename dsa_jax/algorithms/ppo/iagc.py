@@ -17,7 +17,7 @@ DEFAULT_TARGET = 0.95  # where the gradual schedules end when prune.target is No
 
 def schedule_of(point: Config) -> pruning.PruneSchedule:
     """The traced pruning schedule of a run of ``point``."""
-    target = DEFAULT_TARGET if point.prune.target is None else point.prune.target
+    target = point.prune.target_or(DEFAULT_TARGET)
     return pruning.make_schedule(point.prune, point.train.iterations, point.env.num_users, target)
 
 

@@ -118,7 +118,7 @@ def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program
     (default 0.5), trained by IAGC's PPO. ``init(key, hyper=None)`` (``hyper`` None: the
     config's PPO numbers); nothing is pruned during training."""
     num_users = config.env.num_users
-    target = DEFAULT_TARGET if config.prune.target is None else config.prune.target
+    target = config.prune.target_or(DEFAULT_TARGET)
     sparsity = jnp.broadcast_to(jnp.float32(target), (num_users,))
 
     sparsifier = InitialMasks(sparsity, config.prune.pai_masks)
