@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dsa_jax import presets
-from dsa_jax.config import Config, apply_overrides
+from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import CheckpointStore
@@ -156,23 +156,15 @@ def report(records: dict, reference: str | None, out: Path, title: str) -> str:
 COMBINE_FREE = ("train.seeds", "train.first_seed", "train.chunk", "train.checkpoint_every", "train.keep_checkpoints")
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def combine(studies: list[dict]) -> dict:
     """Rows present in every study, their seeds joined in the studies' order."""
     records = {}
     for name in [n for n in studies[0] if all(n in s for s in studies)]:
         parts = [s[name] for s in studies]
         # through Config: a field older than a part's commit takes the value that part trained with
-        flats = [{k: v for k, v in _flat(Config.from_dict(p["config"]).to_dict()).items() if k not in COMBINE_FREE}
-                 for p in parts]
-        for part, flat in zip(parts[1:], flats[1:], strict=True):
-            changed = sorted(k for k in set(flat) | set(flats[0]) if flat.get(k) != flats[0].get(k))
+        configs = [Config.from_dict(p["config"]) for p in parts]
+        for other in configs[1:]:
+            changed = sorted(k for k in differences(configs[0], other) if k not in COMBINE_FREE)
             if changed:
                 raise SystemExit(f"row {name!r} cannot be combined: its configs differ in {', '.join(changed)}")
         fractions = np.asarray([f for p in parts for f in p["genie_fraction_per_seed"]], np.float64)
