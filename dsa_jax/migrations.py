@@ -1,10 +1,14 @@
 """What changed in the save formats, in one place: how a run saved by an earlier version is read.
 
-Both tables hold fields added after runs were first saved. A saved config without one of
-``CONFIG_ADDED`` gets the value that version trained with, not today's default; a checkpoint
-whose state lacks one of ``STATE_ADDED`` gets it from a fresh ``init`` of its own config, which
-is the value that version compiled in (``hyper``: the run's PPO numbers).
+A saved config without one of ``CONFIG_ADDED`` gets the value that version trained with, not
+today's default; a checkpoint whose state lacks one of ``STATE_ADDED`` gets it from a fresh
+``init`` of its own config, which is the value that version compiled in (``hyper``: the run's
+PPO numbers). ``STATE_DROPPED`` holds state fields that a program now leaves None but earlier
+versions saved (PaI's pruning schedule, which it never read), with the type they had: the
+restore reads them, checks the saved SHA-256 over the state as it was, then drops them.
 """
+
+from dsa_jax.pruning.schedules import PruneSchedule
 
 CONFIG_ADDED = {
     "env": {"obs_clock": False},
@@ -20,3 +24,5 @@ CONFIG_ADDED = {
 }
 
 STATE_ADDED = ("hyper",)
+
+STATE_DROPPED = {"schedule": PruneSchedule}

@@ -9,10 +9,10 @@ PACKAGE = Path(dsa_jax.__file__).parent
 
 # Lowest first; a module belongs to the longest prefix that names it.
 LAYERS = [
-    ("base", ["dsa_jax._cpu_guard", "dsa_jax.validation", "dsa_jax.progress", "dsa_jax.migrations", "dsa_jax.__version__"]),
+    ("base", ["dsa_jax._cpu_guard", "dsa_jax.validation", "dsa_jax.progress", "dsa_jax.__version__"]),
     ("env", ["dsa_jax.env"]),
     ("pruning and networks", ["dsa_jax.pruning", "dsa_jax.algorithms.networks"]),
-    ("config", ["dsa_jax.config", "dsa_jax.presets", "dsa_jax.sharding"]),
+    ("config", ["dsa_jax.config", "dsa_jax.migrations", "dsa_jax.presets", "dsa_jax.sharding"]),
     ("contract", ["dsa_jax.algorithms.program", "dsa_jax.algorithms.evaluation"]),
     ("algorithms and registry", ["dsa_jax.algorithms"]),
     ("reporting", ["dsa_jax.reporting"]),

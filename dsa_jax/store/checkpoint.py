@@ -22,7 +22,7 @@ from flax import serialization
 from dsa_jax import __version__
 from dsa_jax.algorithms.program import Metrics, Program, RunState, seed_keys
 from dsa_jax.config import Config
-from dsa_jax.migrations import STATE_ADDED
+from dsa_jax.migrations import STATE_ADDED, STATE_DROPPED
 from dsa_jax.sharding import run_sharding, to_host
 
 CHECKPOINTS = "checkpoints"
@@ -181,23 +181,37 @@ class CheckpointStore:
             target = abstract_state(program, meta["num_runs"], placement(meta["num_runs"], mesh))
             saved = meta.get("state_fields", [n for n in state_fields(target) if n not in STATE_ADDED])
             missing = [name for name in STATE_ADDED if getattr(target, name, None) is not None and name not in saved]
-            # Orbax matches the saved tree by field name: a state saved before a field existed
-            # is read into a dict of its own fields, then given the missing ones as None.
-            item = {n: getattr(target, n) for n in type(target).__dataclass_fields__ if n not in missing} if missing else target
+            dropped = [name for name in saved if getattr(target, name, None) is None]
+            if set(dropped) - set(STATE_DROPPED):
+                raise CheckpointError(f"its state holds fields this program has not: {sorted(set(dropped) - set(STATE_DROPPED))}")
+            item = self._restore_item(step, target, missing, dropped)
             restored = self._manager.restore(
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(item), history=ocp.args.StandardRestore()),
             )
-            state = with_typed_keys(type(target)(**restored.state, **dict.fromkeys(missing)) if missing else restored.state)
+            as_saved = with_typed_keys(_as_saved(restored.state, target, missing, dropped))
             template = _metrics_template(program, meta["num_runs"])
             metrics = serialization.from_state_dict(template, jax.tree.map(np.asarray, restored.history))
         except Exception as err:  # Orbax/TensorStore raise many types for unreadable data
             raise CheckpointError(f"{where} is unreadable ({type(err).__name__}: {_first_line(err)})") from err
-        if state_digest(state) != meta["state_sha256"]:
+        if state_digest(as_saved) != meta["state_sha256"]:
             raise CheckpointError(f"{where} is corrupted (its state does not match the SHA-256 saved with it)")
         added = _fresh_fields(program, missing, meta["num_runs"]) if missing else {}
-        state = state.replace(**jax.device_put(added, placement(meta["num_runs"], mesh)))
+        state = as_saved.replace(**jax.device_put(added, placement(meta["num_runs"], mesh)), **dict.fromkeys(dropped))
         return Checkpoint(step=step, config=config, state=state, metrics=metrics)
+
+    def _restore_item(self, step: int, target: RunState, missing: list[str], dropped: list[str]):
+        """Orbax's restore target: the program's state, as a dict of the saved fields when
+        fields were added or dropped since (Orbax matches the saved tree by field name). A
+        dropped field's shapes come from a first read of the saved tree."""
+        if not (missing or dropped):
+            return target
+        item = {n: getattr(target, n) for n in type(target).__dataclass_fields__ if n not in missing + dropped}
+        if dropped:
+            raw = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+            sharding = jax.tree.leaves(target)[0].sharding
+            item |= {n: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), raw[n]) for n in dropped}
+        return item
 
     def _why_no_checkpoint(self) -> str:
         """Why a directory has nothing to restore, and what to do about it."""
@@ -223,6 +237,16 @@ class CheckpointStore:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _as_saved(restored, target: RunState, missing: list[str], dropped: list[str]) -> RunState:
+    """The restored tree as the state that was saved (what its SHA-256 is over): the program's
+    state type, a dropped field rebuilt as the type it had (``migrations.STATE_DROPPED``) in its
+    place, an added one None."""
+    if not (missing or dropped):
+        return restored
+    fields = restored | {n: STATE_DROPPED[n](**restored[n]) for n in dropped}
+    return type(target)(**fields, **dict.fromkeys(missing))
 
 
 def _first_line(err: Exception) -> str:

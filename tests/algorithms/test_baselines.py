@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dsa_jax import presets, pruning
 from dsa_jax.algorithms import drqn, registry
 from dsa_jax.algorithms.networks import RecurrentNet, zero_carry
-from dsa_jax.algorithms.ppo import core as ppo
+from dsa_jax.algorithms.ppo import core as ppo, iagc
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import apply_overrides
 from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
@@ -23,6 +23,7 @@ from dsa_jax.training import driver
 from dsa_jax.training.reload import load_run
 
 from conftest import SHORT
+from helpers import assert_trees_equal
 
 QUICK = presets.get("quick")
 
@@ -237,6 +238,21 @@ def test_pai_masks_stay_fixed_and_agents_see_masked_shared_weights(algo_runs):
         effective = jax.vmap(pruning.measured_sparsity)(deployed)
         np.testing.assert_allclose(result.metrics.train.sparsity_measured[seed, -1], effective)
         assert float(effective.min()) >= 0.5
+
+
+def test_pai_checkpoint_saved_with_the_schedule_it_never_read_still_loads(algo_runs, tmp_path):
+    # Earlier versions kept IAGC's schedule in PaI's state; such a checkpoint is read, checked
+    # against the SHA-256 saved over the state with its schedule, and loads without it.
+    config, _, result = algo_runs("pai")
+    assert result.state.schedule is None
+    schedules = jax.tree.map(lambda x: np.stack([x] * config.train.seeds), iagc.schedule_of(config))
+    store = CheckpointStore(tmp_path)
+    store.save(config, result.state.replace(schedule=schedules), result.metrics)
+    store.close()
+    loaded = CheckpointStore(tmp_path).restore(make_program)
+    assert loaded.state.schedule is None
+    assert_trees_equal(loaded.state, result.state)
+    assert_trees_equal(loaded.metrics, result.metrics)
 
 
 def test_aloha_through_driver_matches_closed_form(algo_runs):

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from dsa_jax import pruning
-from dsa_jax.algorithms.ppo import core as ppo, iagc
+from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.algorithms.ppo.program import PPOState, ppo_functions
 from dsa_jax.algorithms.program import Algorithm, Program
 from dsa_jax.config import Config
@@ -124,12 +124,8 @@ def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program
     sparsifier = InitialMasks(sparsity, config.prune.pai_masks)
     # Parameter sharing: one network, one Adam; a weight masked for one agent still trains for the others.
     functions = ppo_functions(config, sparsifier, lambda masks, hyper: ppo.make_optimizers(hyper)[0])
-    # The state keeps IAGC's layout, with the schedule IAGC would have for this config, so PaI's
-    # checkpoints read like IAGC's; PaI never reads it.
-    unused_schedule = iagc.schedule_of(config)
-
     def init(key: jax.Array, hyper: ppo.Hyper | None = None) -> PPOState:
-        return functions.init(key, unused_schedule, hyper)
+        return functions.init(key, None, hyper)
 
     def facts() -> dict:
         shared = jax.eval_shape(init, jax.random.key(0)).learner.actor_params

@@ -26,13 +26,13 @@ from dsa_jax.pruning import Sparsifier
 
 @struct.dataclass
 class PPOState:
-    """Everything a PPO run needs to continue: learner, masks ``[N, ...]`` and pruning schedule,
-    reward normaliser, RNG key, iteration, and the run's PPO numbers (``hyper``). (PaI keeps
-    this layout, its schedule unused, so its checkpoints read like IAGC's.)"""
+    """Everything a PPO run needs to continue: learner, masks ``[N, ...]``, the pruning schedule
+    (None when the sparsifier schedules nothing: PaI), reward normaliser, RNG key, iteration,
+    and the run's PPO numbers (``hyper``)."""
 
     learner: ppo.Learner
     masks: dict
-    schedule: pruning.PruneSchedule
+    schedule: pruning.PruneSchedule | None
     reward_stats: ppo.RunningStats
     key: jax.Array
     iteration: jax.Array
@@ -71,7 +71,7 @@ def make_model(config: Config) -> ActorCriticModel:
 @dataclass(frozen=True)
 class PPOFunctions:
     """The PPO program's pure functions over one seed: ``init(key, schedule, hyper=None) ->
-    PPOState`` (``hyper`` None: the config's), ``iteration``, ``deploy`` and ``evaluate``; each
+    PPOState`` (``schedule`` None: the sparsifier schedules nothing; ``hyper`` None: the config's), ``iteration``, ``deploy`` and ``evaluate``; each
     algorithm wraps ``init`` in its own signature."""
 
     model: ActorCriticModel
