@@ -70,6 +70,11 @@ class PPOConfig:
     # episodes as if every user were alone (no collisions), so each learns to probe every
     # channel before it must share them (ppo.interference_on; evaluation always interferes).
     solo_frac: float = 0.5  # the paper's IAGC: 0.0 (docs/learner.md)
+    # PU curriculum: the training episodes' PU probability is env.pu_prob times a load that is 0
+    # before floor(pu_ramp_start * iterations) and rises linearly to 1 at floor(pu_ramp_end *
+    # iterations) (ppo.pu_load); both 0: off. Evaluation always plays the real PUs.
+    pu_ramp_start: float = 0.0
+    pu_ramp_end: float = 0.0
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
@@ -77,6 +82,10 @@ class PPOConfig:
         check_real("ppo.explore_frac", self.explore_frac, 0.0, 1.0)
         check_real("ppo.explore_temp", self.explore_temp, 0.0, 1e3, open_low=True)
         check_real("ppo.solo_frac", self.solo_frac, 0.0, 1.0)
+        check_real("ppo.pu_ramp_end", self.pu_ramp_end, 0.0, 1.0)
+        check_real("ppo.pu_ramp_start", self.pu_ramp_start, 0.0, 1.0)
+        if self.pu_ramp_start > self.pu_ramp_end:
+            fail("ppo.pu_ramp_start", self.pu_ramp_start, f"must be at most ppo.pu_ramp_end = {self.pu_ramp_end}")
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
         check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
         check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)
@@ -311,7 +320,8 @@ class Config:
 
 
 def _section_types() -> dict[str, type]:
-    return {"env": EnvParams, "ppo": PPOConfig, "dqn": DQNConfig, "prune": PruneConfig, "train": TrainConfig}
+    """``Config``'s sections (its dataclass fields) by name."""
+    return {f.name: f.default_factory for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING}
 
 
 def split_list(text: str) -> list[str]:
@@ -354,8 +364,11 @@ def _coerce(path: str, current: Any, value: Any) -> Any:
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Apply ``key=value`` strings with dotted keys, e.g. ``env.num_users=4``."""
+    """Apply ``key=value`` strings with dotted keys, e.g. ``env.num_users=4``. A section's
+    fields are checked together after all its overrides, so that related fields (a window's
+    start and end) can be set in either order."""
     sections = _section_types()
+    changes: dict[str, dict[str, Any]] = {}
     for item in overrides:
         if "=" not in item:
             fail("--set", item, "must look like key=value, e.g. env.num_users=4")
@@ -367,12 +380,13 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             names = {f.name for f in dataclasses.fields(section)}
             if tail not in names:
                 fail(path, text, f"unknown field; {head}.* has {', '.join(sorted(names))}")
-            value = _coerce(path, getattr(section, tail), value)
-            config = dataclasses.replace(config, **{head: dataclasses.replace(section, **{tail: value})})
+            changes.setdefault(head, {})[tail] = _coerce(path, getattr(section, tail), value)
         elif head == "algo" and not tail:
             config = dataclasses.replace(config, algo=value)
         else:
             fail(path, text, f"unknown field; use algo or {', '.join(f'{s}.*' for s in sections)}")
+    for head, fields in changes.items():
+        config = dataclasses.replace(config, **{head: dataclasses.replace(getattr(config, head), **fields)})
     return config
 
 

@@ -52,6 +52,8 @@ BAD = [
     (["ppo.minibatches=3"], "ppo.minibatches = 3"),
     (["ppo.epochs=2.5"], "ppo.epochs = 2.5"),
     (["ppo.critic_input=truth"], "ppo.critic_input = 'truth'"),
+    (["ppo.pu_ramp_end=1.5"], "ppo.pu_ramp_end = 1.5"),
+    (["ppo.pu_ramp_start=0.5", "ppo.pu_ramp_end=0.25"], "ppo.pu_ramp_start = 0.5"),
     (["prune.schedule=zigzag"], "prune.schedule = 'zigzag'"),
     (["prune.target=0.5,0.8"], "prune.target"),
     (["prune.target=1.5"], "prune.target = 1.5"),

@@ -190,17 +190,23 @@ def marginal_rewards(outcome: SlotOutcome, weights: jax.Array) -> jax.Array:
     return jnp.where(outcome.success, own, blocked)
 
 
-def _pu_initial(key: jax.Array, params: EnvParams) -> jax.Array:
+def _pu_prob(params: EnvParams, pu_load):
+    # Leaving the probability a Python float when no load is given keeps those programs
+    # exactly what they were before the load existed.
+    return params.pu_prob if pu_load is None else params.pu_prob * pu_load
+
+
+def _pu_initial(key: jax.Array, params: EnvParams, pu_load=None) -> jax.Array:
     if params.pu_mode == "none":
         return jnp.zeros(params.num_channels, bool)
-    return jax.random.bernoulli(key, params.pu_prob, (params.num_channels,))
+    return jax.random.bernoulli(key, _pu_prob(params, pu_load), (params.num_channels,))
 
 
-def _pu_next(key: jax.Array, busy: jax.Array, params: EnvParams) -> jax.Array:
+def _pu_next(key: jax.Array, busy: jax.Array, params: EnvParams, pu_load=None) -> jax.Array:
     if params.pu_mode in ("none", "episode"):
         return busy
     redraw_key, stay_key = jax.random.split(key)
-    redrawn = jax.random.bernoulli(redraw_key, params.pu_prob, busy.shape)
+    redrawn = jax.random.bernoulli(redraw_key, _pu_prob(params, pu_load), busy.shape)
     if params.pu_mode == "iid":
         return redrawn
     stays = jax.random.bernoulli(stay_key, params.pu_stay, busy.shape)
@@ -218,13 +224,17 @@ def observe(state: EnvState, params: EnvParams) -> jax.Array:
     return jnp.concatenate(parts, axis=-1).astype(jnp.float32)
 
 
-def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
-    """Start an episode: draw SNRs and the first slot's PU state; dummy first observation."""
+def reset(key: jax.Array, params: EnvParams, pu_load=None) -> tuple[jax.Array, EnvState]:
+    """Start an episode: draw SNRs and the first slot's PU state; dummy first observation.
+
+    ``pu_load`` (float in [0, 1], may be traced; None: 1) scales the PU probability to
+    ``pu_load * pu_prob`` (the PU curriculum, ``ppo.pu_ramp_*``); a Markov PU keeps its
+    ``pu_stay``, so its stationary load scales the same way."""
     snr_key, pu_key = jax.random.split(key)
     n = params.num_users
     state = EnvState(
         snr=sample_snr(snr_key, params).astype(jnp.float32),
-        pu_busy=_pu_initial(pu_key, params),
+        pu_busy=_pu_initial(pu_key, params, pu_load),
         time=jnp.int32(0),
         last_action=jnp.zeros(n, jnp.int32),
         last_feedback=jnp.full(n, FEEDBACK_NONE, jnp.int32),
@@ -234,13 +244,13 @@ def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
 
 
 def step(
-    key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams, interference=True
+    key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams, interference=True, pu_load=None
 ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, StepInfo]:
     """Play one slot. actions ``[N]`` int32 -> (obs ``[N, obs_dim]``, state, reward, done, info).
 
     ``done`` is True on the step that plays slot T. Stepping past T is not meaningful; the
     trainers always reset after ``horizon`` steps. ``interference=False``: see ``resolve_slot``
-    (the genie ``optimum`` stays that of the real rules).
+    (the genie ``optimum`` stays that of the real rules). ``pu_load``: see ``reset``.
     """
     actions = actions.astype(jnp.int32)
     outcome = resolve_slot(actions, state.pu_busy, interference)
@@ -263,7 +273,7 @@ def step(
         marginal=marginal_rewards(outcome, weights),
     )
     next_state = state.replace(
-        pu_busy=_pu_next(key, state.pu_busy, params),
+        pu_busy=_pu_next(key, state.pu_busy, params, pu_load),
         time=state.time + 1,
         last_action=actions,
         last_feedback=feedback,

@@ -132,6 +132,17 @@ def first_rollout(request):
 rollout = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))
 
 
+def test_pu_curriculum_load_by_hand():
+    # 100 iterations, ramp from 20 % to 60 %: 0 up to iteration 20, 1 from 60, linear between
+    cfg = apply_overrides(CONFIG, ["ppo.pu_ramp_start=0.2", "ppo.pu_ramp_end=0.6"]).ppo
+    loads = [float(ppo.pu_load(cfg, jnp.int32(t), 100)) for t in (0, 19, 20, 30, 40, 59, 60, 99)]
+    assert loads == pytest.approx([0.0, 0.0, 0.0, 0.25, 0.5, 39 / 40, 1.0, 1.0])
+    assert ppo.pu_load(CONFIG.ppo, jnp.int32(0), 100) is None  # off: the environment's own PUs
+    # a ramp of no width is a switch at its iteration
+    step = apply_overrides(CONFIG, ["ppo.pu_ramp_start=0.5", "ppo.pu_ramp_end=0.5"]).ppo
+    assert [float(ppo.pu_load(step, jnp.int32(t), 10)) for t in (4, 5)] == [0.0, 1.0]
+
+
 def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout):
     config, program, learner, _ = first_rollout
     hyper = ppo.Hyper.from_config(apply_overrides(config, ["ppo.solo_frac=0.5"]).ppo)
@@ -145,6 +156,18 @@ def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout
     shared = np.array([[[(a > 0) and (row == a).sum() > 1 for a in row] for row in episode] for episode in actions])
     assert shared.any() and np.all(feedback[shared] != E.FEEDBACK_NACK)
     assert not np.any(feedback == E.FEEDBACK_NACK)
+
+
+def test_a_rollout_at_zero_pu_load_meets_no_pu(first_rollout):
+    config, program, learner, traj = first_rollout
+    args = (program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, True)
+
+    def busy_answers(traj):
+        feedback = np.asarray(traj.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)
+        return np.sum(feedback == E.FEEDBACK_BUSY)
+
+    assert busy_answers(traj) > 0  # PU busy w.p. 0.3
+    assert busy_answers(rollout(jax.random.key(1), *args, jnp.float32(0.0))) == 0
 
 
 def test_replay_from_zero_state_gives_rollout_log_probs(first_rollout):

@@ -168,14 +168,14 @@ def test_snr_constant_within_episode_and_changes_across_resets():
     assert not np.allclose(other.snr, snrs[0])
 
 
-def full_episode(key, params):
-    obs, state = E.reset(key, params)
+def full_episode(key, params, pu_load=None):
+    obs, state = E.reset(key, params, pu_load)
 
     def slot(carry, k):
         obs, state = carry
         a_key, s_key = jax.random.split(k)
         actions = jax.random.randint(a_key, (params.num_users,), 0, params.num_actions)
-        obs, state, reward, done, info = E.step(s_key, state, actions, params)
+        obs, state, reward, done, info = E.step(s_key, state, actions, params, pu_load=pu_load)
         return (obs, state), (obs, reward, done, info.optimum, info.pu_busy)
 
     return jax.lax.scan(slot, (obs, state), jax.random.split(key, params.horizon))[1]
@@ -290,25 +290,38 @@ def test_slot_invariants(case):
         assert float(info.marginal[i]) == pytest.approx(expected - without_i, rel=1e-5, abs=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["iid", "episode", "markov"])
-def test_stationary_pu_occupancy(mode):
+# a PU load (the PU curriculum) scales the probability; a Markov PU keeps its stay probability
+@pytest.mark.parametrize("mode, load", [("iid", None), ("episode", None), ("markov", None), ("iid", 0.5), ("markov", 0.25)])
+def test_stationary_pu_occupancy(mode, load):
     params = EnvParams(num_users=1, num_channels=4, horizon=60, pu_mode=mode, pu_prob=0.3, pu_stay=0.8)
+    p = params.pu_prob * (1.0 if load is None else load)
 
-    def occupancy(key):
-        return full_episode(key, params)[4]  # [T, K]
+    def occupancy(key, load):
+        return full_episode(key, params, load)[4]  # [T, K]
 
-    busy = jax.jit(jax.vmap(occupancy))(jax.random.split(jax.random.key(0), 400))
+    keys = jax.random.split(jax.random.key(0), 400)
+    busy = jax.jit(jax.vmap(occupancy, in_axes=(0, None)))(keys, None if load is None else jnp.float32(load))
     busy = np.asarray(busy, np.float64)  # [episodes, T, K]
     per_episode = busy.mean(axis=(1, 2))  # episodes are independent
     stderr = per_episode.std() / np.sqrt(per_episode.size)
-    assert abs(busy.mean() - params.pu_prob) < 4 * stderr + 1e-3
+    assert abs(busy.mean() - p) < 4 * stderr + 1e-3
     if mode == "episode":
         assert np.all(busy == busy[:, :1, :])
     if mode == "markov":  # a channel keeps its state w.p. stay + (1 - stay) * P(redraw same)
         same = (busy[:, 1:] == busy[:, :-1]).mean()
-        p = params.pu_prob
         expected = params.pu_stay + (1 - params.pu_stay) * (p * p + (1 - p) * (1 - p))
         assert abs(same - expected) < 0.02
+
+
+def test_full_pu_load_is_the_environment_and_zero_load_has_no_pu():
+    params = EnvParams(num_users=2, num_channels=3, horizon=20, pu_mode="markov", pu_prob=0.4)
+    episode = jax.jit(full_episode, static_argnums=1)
+    own = episode(jax.random.key(3), params)
+    full = episode(jax.random.key(3), params, jnp.float32(1.0))  # a traced load of 1
+    for a, b in zip(jax.tree.leaves(own), jax.tree.leaves(full)):
+        np.testing.assert_array_equal(a, b)
+    assert np.asarray(own[4]).any()
+    assert not np.asarray(episode(jax.random.key(3), params, jnp.float32(0.0))[4]).any()
 
 
 def test_no_pu_mode_never_busy():

@@ -138,15 +138,18 @@ def rollout(
     env_params: EnvParams,
     cfg: PPOConfig,
     interference=True,
+    pu_load=None,
 ) -> Trajectory:
     """Play ``cfg.num_envs`` episodes in parallel, hidden states starting at zero; the critic
     reads ``critic_inputs(..., cfg.critic_input)``, the actors sample at their episode's
     temperature (``episode_temperatures``). ``interference`` (bool, may be traced) False plays
-    them as if every user were alone (``env.resolve_slot``)."""
+    them as if every user were alone (``env.resolve_slot``); ``pu_load`` scales the PU
+    probability (``env.reset``; None: the environment's own)."""
     num_envs = cfg.num_envs
     reset_key, temperature_key, run_key = jax.random.split(key, 3)
-    obs, env_state = jax.vmap(dsa_env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), env_params)
-    step = jax.vmap(functools.partial(dsa_env.step, params=env_params, interference=interference))
+    reset = functools.partial(dsa_env.reset, params=env_params, pu_load=pu_load)
+    obs, env_state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
+    step = jax.vmap(functools.partial(dsa_env.step, params=env_params, interference=interference, pu_load=pu_load))
     temperature = episode_temperatures(temperature_key, cfg)
 
     def slot(carry, slot_key):
@@ -220,6 +223,18 @@ def interference_on(hyper: Hyper, iteration: jax.Array, iterations: int) -> jax.
     """Whether iteration ``iteration``'s training episodes have interference: from
     floor(``solo_frac`` * iterations) on (before that, every user learns as if alone)."""
     return iteration >= jnp.floor(hyper.solo_frac * iterations)
+
+
+def pu_load(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array | None:
+    """The PU curriculum's load at ``iteration`` of ``iterations`` (float32 in [0, 1]): 0 before
+    floor(``pu_ramp_start`` * iterations), rising linearly to 1 at floor(``pu_ramp_end`` *
+    iterations), 1 from then on. None when the curriculum is off (both 0): the environment's
+    own PU probability, in a program without the ramp."""
+    if cfg.pu_ramp_end == 0.0:
+        return None
+    start, end = jnp.floor(cfg.pu_ramp_start * iterations), jnp.floor(cfg.pu_ramp_end * iterations)
+    rising = jnp.where(end > start, (iteration - start) / jnp.maximum(end - start, 1.0), iteration >= end)
+    return jnp.clip(rising, 0.0, 1.0).astype(jnp.float32)
 
 
 def entropy_coef(start, end: float | None, iteration: jax.Array, iterations: int) -> jax.Array:

@@ -112,7 +112,8 @@ def ppo_functions(config: Config, sparsifier: Sparsifier, optimizer: ActorOptimi
         learner, hyper = state.learner, state.hyper
         live = sparsifier.forward(learner.actor_params, state.masks)
         interference = ppo.interference_on(hyper, state.iteration, config.train.iterations)
-        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg, interference)
+        pu_load = ppo.pu_load(cfg, state.iteration, config.train.iterations)
+        traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg, interference, pu_load)
         reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, hyper.gamma)
         advantages, returns = ppo.gae(scaled, traj.values, hyper.gamma, hyper.gae_lambda)
         learner, update = ppo.ppo_update(
