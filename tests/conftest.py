@@ -46,17 +46,18 @@ def pytest_configure(config):
 # other idled. The rest follow in file order. tests/README.md says how to re-measure.
 LONGEST_FIRST = [
     "test_baselines.py",
-    "test_sharding.py",
-    "test_ppo.py",
-    "test_checkpoint.py",
-    "test_cli.py",
-    "test_train.py",
-    "test_pruning.py",
-    "test_sweep.py",
     "test_experiments.py",
+    "test_checkpoint.py",
+    "test_sharding.py",
+    "test_pruning.py",
+    "test_train.py",
+    "test_ppo.py",
+    "test_cli.py",
+    "test_sweep.py",
     "test_env.py",
-    "test_aloha_and_metrics.py",
     "test_notebook.py",
+    "test_aloha_and_metrics.py",
+    "test_pbt.py",
 ]
 
 
