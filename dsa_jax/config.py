@@ -75,6 +75,10 @@ class PPOConfig:
     # iterations) (ppo.pu_load); both 0: off. Evaluation always plays the real PUs.
     pu_ramp_start: float = 0.0
     pu_ramp_end: float = 0.0
+    # Entropy floor per user (nats; 0: off): an agent whose mean policy entropy in a minibatch is
+    # below it pays entropy_floor_coef * (floor - entropy), so an idle user keeps probing.
+    entropy_floor: float = 0.0
+    entropy_floor_coef: float = 1.0
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
@@ -84,6 +88,8 @@ class PPOConfig:
         check_real("ppo.solo_frac", self.solo_frac, 0.0, 1.0)
         check_real("ppo.pu_ramp_end", self.pu_ramp_end, 0.0, 1.0)
         check_real("ppo.pu_ramp_start", self.pu_ramp_start, 0.0, 1.0)
+        check_real("ppo.entropy_floor", self.entropy_floor, 0.0, 10.0)
+        check_real("ppo.entropy_floor_coef", self.entropy_floor_coef, 0.0, 100.0)
         if self.pu_ramp_start > self.pu_ramp_end:
             fail("ppo.pu_ramp_start", self.pu_ramp_start, f"must be at most ppo.pu_ramp_end = {self.pu_ramp_end}")
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)

@@ -231,6 +231,23 @@ def test_entropy_weight_enters_the_actor_loss(first_rollout):
     assert float(without - with_bonus) == pytest.approx(0.2 * config.env.num_users * float(aux["entropy"]), rel=1e-4)
 
 
+def test_entropy_floor_charges_each_agent_below_it_by_hand(first_rollout):
+    config, program, learner, traj = first_rollout
+    advantages, _ = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
+    hyper = ppo.Hyper.from_config(config.ppo)
+    loss = lambda floor: ppo.actor_loss(learner.actor_params, program.model, traj, advantages, hyper, None, floor)[0]  # noqa: E731
+    # each agent's mean entropy, from its logits in NumPy
+    logits = np.asarray(program.model.actor_unroll(learner.actor_params, traj.obs), np.float64)
+    logits = logits / np.asarray(traj.temperature)[..., None, None]
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    agent_entropy = -(p * np.log(p)).sum(-1).mean(axis=(0, 1))  # [N]
+    middle = float(np.median(agent_entropy))
+    for floor, coef in ((agent_entropy.min() - 0.1, 2.0), (middle, 2.0), (agent_entropy.max() + 0.1, 0.5)):
+        expected = coef * np.maximum(floor - agent_entropy, 0.0).sum()
+        assert float(loss((floor, coef)) - loss(None)) == pytest.approx(expected, rel=1e-3, abs=1e-5)
+
+
 def test_rollout_temperature_is_per_episode(first_rollout):
     config, _, _, traj = first_rollout
     temperature = np.asarray(traj.temperature)

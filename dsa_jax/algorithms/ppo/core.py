@@ -261,9 +261,14 @@ def normalize_advantages(advantages: jax.Array) -> jax.Array:
     return centred / (jnp.sqrt(jnp.mean(centred**2)) + 1e-8)
 
 
-def actor_loss(actor_params, model: ActorCriticModel, batch: Trajectory, advantages: jax.Array, hyper: Hyper, ent_coef=None):
+def actor_loss(
+    actor_params, model: ActorCriticModel, batch: Trajectory, advantages: jax.Array, hyper: Hyper, ent_coef=None,
+    entropy_floor: tuple[float, float] | None = None,
+):  # fmt: skip
     """Sum over agents of each agent's clipped-surrogate loss minus its entropy bonus (weight
     ``ent_coef``, default ``hyper.ent_coef``), under the temperature each episode was played at.
+    With ``entropy_floor = (floor, coef)`` an agent whose mean entropy (nats) is below ``floor``
+    also pays ``coef * (floor - entropy)``, so no user's policy collapses (idles) for good.
 
     Each agent's loss depends only on its own parameters, so the sum gives every agent its own
     gradient. The advantages, shared ``[T, b]`` or per agent ``[T, b, N]``, are normalised
@@ -278,7 +283,11 @@ def actor_loss(actor_params, model: ActorCriticModel, batch: Trajectory, advanta
     normalized = normalize_advantages(advantages)
     surrogate, ratio = clipped_surrogate(log_probs, batch.log_probs, normalized, hyper.clip_eps)
     ent_coef = hyper.ent_coef if ent_coef is None else ent_coef
-    per_agent = -surrogate.mean(axis=(0, 1)) - ent_coef * entropy.mean(axis=(0, 1))
+    agent_entropy = entropy.mean(axis=(0, 1))  # [N]
+    per_agent = -surrogate.mean(axis=(0, 1)) - ent_coef * agent_entropy
+    if entropy_floor is not None:
+        floor, coef = entropy_floor
+        per_agent = per_agent + coef * jax.nn.relu(floor - agent_entropy)
     log_ratio = log_probs - batch.log_probs
     aux = {
         "entropy": entropy.mean(),
@@ -340,7 +349,8 @@ def ppo_update(
     ent_coef=None,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state,
-    with ``hyper``'s numbers and the entropy weight ``ent_coef`` (default ``hyper.ent_coef``).
+    with ``hyper``'s numbers, the entropy weight ``ent_coef`` (default ``hyper.ent_coef``) and
+    ``cfg``'s entropy floor (``actor_loss``).
 
     ``actor_tx`` turns the gradient of ``learner.actor_params`` into updates (``per_agent`` for
     independent actors). With ``actor_masks`` the actors act with w * m: fixed-mask pruning, or
@@ -348,13 +358,14 @@ def ppo_update(
     gradient is then the sum of the agents' gradients (autodiff through the broadcast).
     """
     _, critic_tx = make_optimizers(hyper)
+    floor = (cfg.entropy_floor, cfg.entropy_floor_coef) if cfg.entropy_floor > 0 else None
     num_envs = trajectory.rewards.shape[1]
     per_minibatch = num_envs // cfg.minibatches
 
     def minibatch_step(learner: Learner, episodes: jax.Array):
         take = lambda x: jnp.take(x, episodes, axis=1)  # noqa: E731
         batch = jax.tree.map(take, trajectory)
-        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), hyper, ent_coef)  # noqa: E731
+        loss_fn = lambda p: actor_loss(_masked(p, actor_masks), model, batch, take(advantages), hyper, ent_coef, floor)  # noqa: E731
         (a_loss, aux), a_grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor_params)
         a_updates, actor_opt_state = actor_tx.update(a_grads, learner.actor_opt_state, learner.actor_params)
         c_loss, c_grads = jax.value_and_grad(critic_loss)(
