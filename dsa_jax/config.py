@@ -79,6 +79,9 @@ class PPOConfig:
     # below it pays entropy_floor_coef * (floor - entropy), so an idle user keeps probing.
     entropy_floor: float = 0.0
     entropy_floor_coef: float = 1.0
+    # None: constant learning rates; a number: both rates scaled linearly from 1 at the first
+    # iteration to this at the last (0 is CleanRL's learning-rate annealing).
+    lr_end_factor: float | None = None
 
     def __post_init__(self):
         check_choice("ppo.critic_input", self.critic_input, CRITIC_INPUTS)
@@ -89,6 +92,8 @@ class PPOConfig:
         check_real("ppo.pu_ramp_end", self.pu_ramp_end, 0.0, 1.0)
         check_real("ppo.pu_ramp_start", self.pu_ramp_start, 0.0, 1.0)
         check_real("ppo.entropy_floor", self.entropy_floor, 0.0, 10.0)
+        if self.lr_end_factor is not None:
+            check_real("ppo.lr_end_factor", self.lr_end_factor, 0.0, 1.0)
         check_real("ppo.entropy_floor_coef", self.entropy_floor_coef, 0.0, 100.0)
         if self.pu_ramp_start > self.pu_ramp_end:
             fail("ppo.pu_ramp_start", self.pu_ramp_start, f"must be at most ppo.pu_ramp_end = {self.pu_ramp_end}")

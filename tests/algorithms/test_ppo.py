@@ -216,10 +216,10 @@ def test_episode_temperatures():
     np.testing.assert_array_equal(off, 1.0)
 
 
-def test_entropy_coef_schedule():
-    assert float(ppo.entropy_coef(0.05, None, jnp.int32(37), 100)) == pytest.approx(0.05)
+def test_linear_anneal_by_hand():
+    assert float(ppo.annealed(0.05, None, jnp.int32(37), 100)) == pytest.approx(0.05)
     for t, want in ((0, 0.05), (99, 0.01), (33, 0.05 - 0.04 / 3), (150, 0.01)):
-        assert float(ppo.entropy_coef(jnp.float32(0.05), 0.01, jnp.int32(t), 100)) == pytest.approx(want, rel=1e-5)
+        assert float(ppo.annealed(jnp.float32(0.05), 0.01, jnp.int32(t), 100)) == pytest.approx(want, rel=1e-5)
 
 
 def test_entropy_weight_enters_the_actor_loss(first_rollout):
@@ -357,6 +357,25 @@ def test_update_changes_each_agent_independently(first_rollout):
         assert not np.allclose(after[0], after_other[0])
         np.testing.assert_allclose(after[1:], after_other[1:], rtol=1e-6, atol=1e-7)
     assert np.isfinite(float(metrics.actor_loss)) and np.isfinite(float(metrics.critic_loss))
+
+
+def test_learning_rate_factor_scales_one_update(first_rollout):
+    # one epoch of one minibatch: one Adam step, whose size is proportional to the rate
+    config, program, learner, traj = first_rollout
+    cfg = dataclasses.replace(config.ppo, epochs=1, minibatches=1)
+    advantages, returns = ppo.gae(traj.credit_rewards, traj.values, 0.99, 0.95)
+    hyper = ppo.Hyper.from_config(cfg)
+    tx = ppo.per_agent(ppo.make_optimizers(hyper)[0])
+    update = jax.jit(lambda factor: ppo.ppo_update(jax.random.key(3), learner, program.model, traj, advantages, returns,
+                                                   cfg, hyper, tx, lr_factor=factor)[0])
+    full, half, none = update(jnp.float32(1.0)), update(jnp.float32(0.5)), update(jnp.float32(0.0))
+    for params in ("actor_params", "critic_params"):
+        trees = [jax.tree.leaves(getattr(x, params)) for x in (learner, full, half, none)]
+        for before, f, h, z in zip(*trees, strict=True):
+            np.testing.assert_array_equal(z, before)
+            np.testing.assert_allclose(h - before, 0.5 * (f - before), rtol=1e-3, atol=1e-7)
+    assert int(jax.tree.leaves(none.actor_opt_state)[0].max()) == 1  # Adam still counted its step
+    assert float(ppo.annealed(1.0, 0.0, jnp.int32(99), 100)) == 0.0
 
 
 @pytest.mark.parametrize("shape", [(64, 256), (256, 64), (16, 64), (5, 5)])

@@ -237,10 +237,10 @@ def pu_load(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array 
     return jnp.clip(rising, 0.0, 1.0).astype(jnp.float32)
 
 
-def entropy_coef(start, end: float | None, iteration: jax.Array, iterations: int) -> jax.Array:
-    """The entropy bonus's weight at ``iteration`` of ``iterations``: ``start``
-    (``ppo.ent_coef``), or linear from ``start`` at the first iteration to ``end``
-    (``ppo.ent_coef_end``) at the last."""
+def annealed(start, end: float | None, iteration: jax.Array, iterations: int) -> jax.Array:
+    """A number at ``iteration`` of ``iterations``: ``start``, or linear from ``start`` at the
+    first iteration to ``end`` at the last (the entropy weight, ``ppo.ent_coef`` to
+    ``ppo.ent_coef_end``; the learning rates' factor, 1 to ``ppo.lr_end_factor``)."""
     if end is None:
         return jnp.float32(start)
     progress = jnp.clip(iteration / max(iterations - 1, 1), 0.0, 1.0)
@@ -347,10 +347,12 @@ def ppo_update(
     actor_tx: optax.GradientTransformation,
     actor_masks=None,
     ent_coef=None,
+    lr_factor=None,
 ) -> tuple[Learner, UpdateMetrics]:
     """``cfg.epochs`` x ``cfg.minibatches`` updates over whole episodes, replayed from zero state,
     with ``hyper``'s numbers, the entropy weight ``ent_coef`` (default ``hyper.ent_coef``) and
-    ``cfg``'s entropy floor (``actor_loss``).
+    ``cfg``'s entropy floor (``actor_loss``). ``lr_factor`` (None: 1) scales both learning
+    rates: Adam's step is proportional to its rate, so the updates are scaled.
 
     ``actor_tx`` turns the gradient of ``learner.actor_params`` into updates (``per_agent`` for
     independent actors). With ``actor_masks`` the actors act with w * m: fixed-mask pruning, or
@@ -372,6 +374,8 @@ def ppo_update(
             learner.critic_params, model, batch.critic_inputs, take(returns), hyper
         )
         c_updates, critic_opt_state = critic_tx.update(c_grads, learner.critic_opt_state, learner.critic_params)
+        if lr_factor is not None:
+            a_updates, c_updates = jax.tree.map(lambda u: u * lr_factor, (a_updates, c_updates))
         learner = Learner(
             actor_params=optax.apply_updates(learner.actor_params, a_updates),
             critic_params=optax.apply_updates(learner.critic_params, c_updates),

@@ -107,6 +107,12 @@ def ppo_functions(config: Config, sparsifier: Sparsifier, optimizer: ActorOptimi
         )
         return PPOState(learner, masks, schedule, ppo.RunningStats.create(), run_key, jnp.int32(0), hyper)
 
+    def lr_factor(iteration: jax.Array) -> jax.Array | None:
+        # None keeps a run without annealing the program it was before the option existed
+        if cfg.lr_end_factor is None:
+            return None
+        return ppo.annealed(1.0, cfg.lr_end_factor, iteration, config.train.iterations)
+
     def iteration(state: PPOState) -> tuple[PPOState, IterationMetrics]:
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         learner, hyper = state.learner, state.hyper
@@ -119,7 +125,8 @@ def ppo_functions(config: Config, sparsifier: Sparsifier, optimizer: ActorOptimi
         learner, update = ppo.ppo_update(
             update_key, learner, model, traj, advantages, returns, cfg, hyper,
             optimizer(state.masks, hyper), sparsifier.forward_masks(state.masks),
-            ent_coef=ppo.entropy_coef(hyper.ent_coef, cfg.ent_coef_end, state.iteration, config.train.iterations),
+            ent_coef=ppo.annealed(hyper.ent_coef, cfg.ent_coef_end, state.iteration, config.train.iterations),
+            lr_factor=lr_factor(state.iteration),
         )  # fmt: skip
         actor_params, masks = sparsifier.after_update(learner.actor_params, state.masks, state.iteration, state.schedule)
         episode_returns = traj.rewards.sum(axis=0)
