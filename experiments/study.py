@@ -8,6 +8,9 @@ Each ``--row NAME=OVERRIDES`` trains ``--seeds`` seeds of the preset with those 
 same command again after an interruption: a finished row is only re-read, a stopped one resumes
 from its last checkpoint, a new one starts. The final deployed actors are then evaluated on
 ``--episodes`` fresh episodes (stream 1, as ``dsa-jax evaluate RUN --episodes 1024 --stream 1``).
+With ``--select best`` each seed deploys instead its saved step whose in-training evaluation
+scored best (early stopping on the run's own evaluation stream; keep every checkpoint with
+``train.keep_checkpoints``), still judged on the fresh episodes of stream 1.
 
 ``OUT/study.json`` records, per row, the commit, the full config, the per-seed genie fractions,
 their mean and bootstrap interval, and, with ``--reference``, the *retained* ratio of the row's
@@ -84,13 +87,35 @@ def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def evaluate_row(run_dir: Path, episodes: int) -> dict:
+def best_steps(run_dir: Path) -> list[int]:
+    """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
+    eval_episodes`` episodes) had the highest genie fraction: early stopping on the run's own
+    evaluation stream, so the fresh episodes of stream 1 still judge it without bias."""
     run = load_run(run_dir)
-    _, table = evaluate_run(run, episodes, stream=1)
+    store = CheckpointStore(run_dir)
+    try:
+        saved = set(store.steps())
+    finally:
+        store.close()
+    fractions = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
+    iterations = np.asarray(run.metrics.eval_iteration)  # [S, E]
+    candidates = np.isin(iterations, sorted(saved))
+    return [int(iterations[s][np.argmax(np.where(candidates[s], fractions[s], -np.inf))]) for s in range(len(fractions))]
+
+
+def evaluate_row(run_dir: Path, episodes: int, select: str = "last") -> dict:
+    """Each seed's deployed actors on ``episodes`` fresh episodes (stream 1): those of the last
+    step, or with ``select="best"`` those of each seed's ``best_steps``."""
+    run = load_run(run_dir)
+    steps = best_steps(run_dir) if select == "best" else [run.step] * run.config.train.seeds
+    tables = {step: evaluate_run(run if step == run.step else load_run(run_dir, step=step), episodes, stream=1)[1]
+              for step in sorted(set(steps))}
+    table = {name: np.stack([tables[step][name][seed] for seed, step in enumerate(steps)]) for name in tables[steps[0]]}
     fractions = np.asarray(table["genie_fraction"], np.float64)
     low, high = mean_interval(fractions)
     return {
         "step": run.step,
+        **({"select": "best", "selected_step_per_seed": steps} if select == "best" else {}),
         "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
         "genie_fraction_mean": round(float(fractions.mean()), 4),
         "genie_fraction_std": round(float(fractions.std()), 4),
@@ -197,6 +222,9 @@ def main(argv=None) -> None:
     parser.add_argument("--reference", default=None, help="the row that 'retained' divides by (e.g. dense)")
     parser.add_argument("--out", required=True, help="the study's folder: a run directory per row and study.*")
     parser.add_argument("--results", default=None, help="also write study.json/.md/.png here (a folder kept in git)")
+    parser.add_argument("--select", choices=("last", "best"), default="last",
+                        help="deploy each seed's last step, or its best saved step by the in-training evaluation "
+                             "(keep every checkpoint: train.keep_checkpoints)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="STUDY", help="join these studies' seeds into --out")
     args = parser.parse_args(argv)
     if args.combine:
@@ -214,12 +242,12 @@ def main(argv=None) -> None:
     records = json.loads(study_file.read_text()) if study_file.exists() else {}
     for name, overrides in rows.items():
         config = apply_overrides(presets.get(args.preset), overrides + [f"train.seeds={args.seeds}"])
-        if name in records and records[name]["config"] == config.to_dict():
+        if name in records and records[name]["config"] == config.to_dict() and records[name].get("select", "last") == args.select:
             continue
         wall = train_row(out / name, config) or records.get(name, {}).get("train_wall_s", 0.0)  # re-read: keep its time
         record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
                   "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
-                  **evaluate_row(out / name, args.episodes)}
+                  **evaluate_row(out / name, args.episodes, args.select)}
         records[name] = record
         study_file.write_text(json.dumps(records, indent=2))
         print(json.dumps({k: record[k] for k in ("row", "genie_fraction_per_seed", "genie_fraction_mean",

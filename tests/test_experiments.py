@@ -12,6 +12,7 @@ from dsa_jax.algorithms.evaluation import evaluation_key
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import apply_overrides
 from dsa_jax.reporting.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
+from dsa_jax.training.reload import evaluate_run, load_run
 from experiments import table1
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
 from experiments.protocols import genie_per_slot, genie_two_users, probe_all_priority, reserved_halves, swap_probe
@@ -225,6 +226,16 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     with mock.patch.object(driver, "run") as run:  # finished rows are only re-read
         study.main(args)
     run.assert_not_called()
+    # early stopping: each seed deploys its saved step with the best in-training evaluation
+    run_dir = tmp_path / "s" / "harmonic"
+    loaded = load_run(run_dir)
+    fractions, iterations = (np.asarray(x) for x in (loaded.metrics.eval.outcome.genie_fraction, loaded.metrics.eval_iteration))
+    best = study.evaluate_row(run_dir, 4, "best")
+    for seed, step in enumerate(best["selected_step_per_seed"]):
+        saved = np.isin(iterations[seed], [10, 20])  # the checkpoints kept
+        assert fractions[seed][iterations[seed] == step] == fractions[seed][saved].max()
+        fresh = evaluate_run(load_run(run_dir, step=step), 4, stream=1)[1]["genie_fraction"][seed]
+        assert best["genie_fraction_per_seed"][seed] == round(float(fresh), 4)
     # a row stopped after its first chunk resumes from it and ends where an unstopped one did
     shutil.rmtree(tmp_path / "s" / "harmonic" / "checkpoints" / "20")
     saved = json.loads((tmp_path / "s" / "study.json").read_text())
