@@ -47,7 +47,7 @@ class PPOConfig:
     gae_lambda: float = 0.95
     ent_coef: float = 0.05  # paper-faithful: 0.01; channels need exploring (docs/learner.md)
     # None: ent_coef throughout; a number: linear from ent_coef at the first iteration to this
-    # at the last (ppo.entropy_coef).
+    # at the last (ppo.annealed).
     ent_coef_end: float | None = None
     vf_coef: float = 0.5
     epochs: int = 2  # 4 in the original design; 2 costs half and measured the same (docs/learner.md)
