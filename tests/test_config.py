@@ -53,7 +53,7 @@ BAD = [
     (["ppo.critic_input=truth"], "ppo.critic_input = 'truth'"),
     (["ppo.pu_ramp_end=1.5"], "ppo.pu_ramp_end = 1.5"),
     (["ppo.entropy_floor=-0.1"], "ppo.entropy_floor = -0.1"),
-    (["ppo.lr_end_factor=2"], "ppo.lr_end_factor = 2.0"),
+    (["ppo.lr_end_factor=2"], "ppo.lr_end_factor = 2 "),
     (["ppo.pu_ramp_start=0.5", "ppo.pu_ramp_end=0.25"], "ppo.pu_ramp_start = 0.5"),
     (["prune.schedule=zigzag"], "prune.schedule = 'zigzag'"),
     (["prune.target=0.5,0.8"], "prune.target"),
