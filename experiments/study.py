@@ -89,8 +89,9 @@ def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 
 def best_steps(run_dir: Path) -> list[int]:
     """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
-    eval_episodes`` episodes) had the highest genie fraction: early stopping on the run's own
-    evaluation stream, so the fresh episodes of stream 1 still judge it without bias."""
+    eval_episodes`` episodes) had the highest genie fraction, among those whose deployed actors
+    are as sparse as the last step's: early stopping on the run's own evaluation stream, so the
+    fresh episodes of stream 1 still judge it without bias."""
     run = load_run(run_dir)
     store = CheckpointStore(run_dir)
     try:
@@ -99,7 +100,9 @@ def best_steps(run_dir: Path) -> list[int]:
         store.close()
     fractions = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
     iterations = np.asarray(run.metrics.eval_iteration)  # [S, E]
-    candidates = np.isin(iterations, sorted(saved))
+    # a pruned run deploys only steps as sparse as its last one (not those before the window ends)
+    sparsity = np.asarray(run.metrics.eval.sparsity_deployed).min(axis=-1)  # [S, E]
+    candidates = np.isin(iterations, sorted(saved)) & (sparsity >= sparsity[:, -1:] - 1e-6)
     return [int(iterations[s][np.argmax(np.where(candidates[s], fractions[s], -np.inf))]) for s in range(len(fractions))]
 
 

@@ -232,7 +232,8 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     fractions, iterations = (np.asarray(x) for x in (loaded.metrics.eval.outcome.genie_fraction, loaded.metrics.eval_iteration))
     best = study.evaluate_row(run_dir, 4, "best")
     for seed, step in enumerate(best["selected_step_per_seed"]):
-        saved = np.isin(iterations[seed], [10, 20])  # the checkpoints kept
+        saved = np.isin(iterations[seed], [10, 20])  # the checkpoints kept, both pruned to the target already
+        assert np.all(np.asarray(loaded.metrics.eval.sparsity_deployed)[seed][saved] >= 0.94)
         assert fractions[seed][iterations[seed] == step] == fractions[seed][saved].max()
         fresh = evaluate_run(load_run(run_dir, step=step), 4, stream=1)[1]["genie_fraction"][seed]
         assert best["genie_fraction_per_seed"][seed] == round(float(fresh), 4)
