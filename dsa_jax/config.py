@@ -91,12 +91,12 @@ class PPOConfig:
         check_real("ppo.solo_frac", self.solo_frac, 0.0, 1.0)
         check_real("ppo.pu_ramp_end", self.pu_ramp_end, 0.0, 1.0)
         check_real("ppo.pu_ramp_start", self.pu_ramp_start, 0.0, 1.0)
-        check_real("ppo.entropy_floor", self.entropy_floor, 0.0, 10.0)
-        if self.lr_end_factor is not None:
-            check_real("ppo.lr_end_factor", self.lr_end_factor, 0.0, 1.0)
-        check_real("ppo.entropy_floor_coef", self.entropy_floor_coef, 0.0, 100.0)
         if self.pu_ramp_start > self.pu_ramp_end:
             fail("ppo.pu_ramp_start", self.pu_ramp_start, f"must be at most ppo.pu_ramp_end = {self.pu_ramp_end}")
+        check_real("ppo.entropy_floor", self.entropy_floor, 0.0, 10.0)
+        check_real("ppo.entropy_floor_coef", self.entropy_floor_coef, 0.0, 100.0)
+        if self.lr_end_factor is not None:
+            check_real("ppo.lr_end_factor", self.lr_end_factor, 0.0, 1.0)
         check_real("ppo.lr_actor", self.lr_actor, 0.0, 1.0, open_low=True)
         check_real("ppo.lr_critic", self.lr_critic, 0.0, 1.0, open_low=True)
         check_real("ppo.clip_eps", self.clip_eps, 0.0, 1.0, open_low=True)

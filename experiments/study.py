@@ -26,10 +26,13 @@ and the record names each part's commit and seeds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dsa_jax import presets
@@ -87,13 +90,12 @@ def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def best_steps(run_dir: Path) -> list[int]:
+def best_steps(run) -> list[int]:
     """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
     eval_episodes`` episodes) had the highest genie fraction, among those whose deployed actors
     are as sparse as the last step's: early stopping on the run's own evaluation stream, so the
-    fresh episodes of stream 1 still judge it without bias."""
-    run = load_run(run_dir)
-    store = CheckpointStore(run_dir)
+    fresh episodes of stream 1 still judge it without bias. ``run``: the loaded final step."""
+    store = CheckpointStore(run.run_dir)
     try:
         saved = set(store.steps())
     finally:
@@ -108,12 +110,16 @@ def best_steps(run_dir: Path) -> list[int]:
 
 def evaluate_row(run_dir: Path, episodes: int, select: str = "last") -> dict:
     """Each seed's deployed actors on ``episodes`` fresh episodes (stream 1): those of the last
-    step, or with ``select="best"`` those of each seed's ``best_steps``."""
+    step, or with ``select="best"`` those of each seed's ``best_steps``, gathered into one state
+    and evaluated in one call (each seed's evaluation depends only on its own state)."""
     run = load_run(run_dir)
-    steps = best_steps(run_dir) if select == "best" else [run.step] * run.config.train.seeds
-    tables = {step: evaluate_run(run if step == run.step else load_run(run_dir, step=step), episodes, stream=1)[1]
-              for step in sorted(set(steps))}
-    table = {name: np.stack([tables[step][name][seed] for seed, step in enumerate(steps)]) for name in tables[steps[0]]}
+    steps = [run.step] * run.config.train.seeds
+    if select == "best":
+        steps = best_steps(run)
+        loaded = {step: run if step == run.step else load_run(run_dir, step=step) for step in set(steps)}
+        per_seed = [loaded[step].seed_state(seed) for seed, step in enumerate(steps)]
+        run = dataclasses.replace(run, state=jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
+    _, table = evaluate_run(run, episodes, stream=1)
     fractions = np.asarray(table["genie_fraction"], np.float64)
     low, high = mean_interval(fractions)
     return {

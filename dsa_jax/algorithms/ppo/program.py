@@ -71,8 +71,9 @@ def make_model(config: Config) -> ActorCriticModel:
 @dataclass(frozen=True)
 class PPOFunctions:
     """The PPO program's pure functions over one seed: ``init(key, schedule, hyper=None) ->
-    PPOState`` (``schedule`` None: the sparsifier schedules nothing; ``hyper`` None: the config's), ``iteration``, ``deploy`` and ``evaluate``; each
-    algorithm wraps ``init`` in its own signature."""
+    PPOState`` (``schedule`` None: the sparsifier schedules nothing; ``hyper`` None: the
+    config's), ``iteration``, ``deploy`` and ``evaluate``; each algorithm wraps ``init`` in its
+    own signature."""
 
     model: ActorCriticModel
     init: Callable[..., PPOState]
