@@ -2,8 +2,8 @@
 
     python experiments/table1.py --setup a [b c] [--seeds 10] [--iterations I] [--out results/]
         [--episodes 1024] [--groups ppo aloha ...] [--reuse "ROW=RUN_DIR" ...]
-    python experiments/table1.py --setup a c --study limit      # sparsity_limit.png
-    python experiments/table1.py --setup c --study harmonic     # harmonic_sensitivity.png
+    python experiments/table1.py --setup a c --study limit [--targets 0.8 0.9 ...]  # sparsity_limit_{s}.png
+    python experiments/table1.py --setup c --study harmonic     # harmonic_sensitivity_{s}_{0.95,0.99}.png
 
 Setups: ``a`` and ``b`` are the paper's (presets ``setup_a``, ``setup_b``), ``c`` is ours
 (preset ``setup_c``: two users, four channels, where the weights matter). Rows are trained in
@@ -12,9 +12,11 @@ groups, one compiled program per group: every IAGC PPO variant x seed is one
 fresh episodes, common to all rows: seed i of every row plays the same episodes (a stream of
 their own, ``TABLE_STREAM``, apart from training's and the in-training evaluation's). The
 paper's rows use the paper-faithful learner (``presets.PAPER_LEARNER``); the default learner
-has its own rows, with its own all-pruned control. ``--reuse`` takes a row from a saved run
-directory instead of training it, when that run's config is the row's (up to seeds and
-bookkeeping).
+has its own rows (dense, every scheduler at 95 %, PaI, its own all-pruned control). The
+studies use ``--learner`` (default: the default learner). ``--reuse`` takes a row from a saved
+run directory instead of training it, when that run's config is the row's (up to seeds and
+bookkeeping): its first ``--seeds`` seeds. So a long table can be trained row by row, resumably,
+with ``experiments/study.py`` and assembled here.
 
 Writes ``table1_setup_{s}.md``, ``.csv`` and ``.json`` (every number, the verdicts on the
 paper's orderings, the command, versions, hardware, walls), ``fig1_sparsity.png`` and
@@ -61,7 +63,7 @@ SCHEDULERS = {
     "polynomial (e=3)": dict(schedule="polynomial", exponent=3.0),
     "polynomial (e=6)": dict(schedule="polynomial", exponent=6.0),
 }
-LIMIT_TARGETS = (0.9, 0.95, 0.98, 0.99, 0.995, 1.0)
+LIMIT_TARGETS = (0.8, 0.9, 0.95, 0.98, 0.99)
 LIMIT_SCHEDULERS = ("harmonic", "linear", "polynomial (e=3)")
 HARMONIC_AMPLITUDES = (0.05, 0.1, 0.2)
 HARMONIC_PERIOD_FRACS = (0.125, 0.25, 0.5)  # of the pruning window (end - start)
@@ -77,37 +79,59 @@ class Group:
     rows: dict[str, dict | None]
 
 
+@dataclass(frozen=True)
+class LearnerRows:
+    """The names of one learner's IAGC rows: the paper's names, with ``tag`` appended for the
+    default learner's (whose dense row and control kept their names from earlier tables)."""
+
+    tag: str
+    control: str
+    control_claim: str
+
+    @property
+    def dense(self) -> str:
+        return DENSE_ROW + self.tag
+
+    @property
+    def schedulers(self) -> list[str]:
+        return [f"IAGC PPO 95% {name}{self.tag}" for name in SCHEDULERS]
+
+    @property
+    def pai(self) -> str:
+        return "PaI (50%)" + self.tag
+
+    def ppo_rows(self) -> dict[str, dict]:
+        """Dense, every scheduler at 95 % and the all-pruned control: one program."""
+        sparse = {row: dict(fields, target=0.95) for row, fields in zip(self.schedulers, SCHEDULERS.values(), strict=True)}
+        return {self.dense: dict(schedule="none")} | sparse | {self.control: CONTROL}
+
+
+PAPER_ROWS = LearnerRows("", "All-pruned control (100%)", "dense IAGC PPO above its all-pruned control")
+DEFAULT_ROWS = LearnerRows(", default learner", "All-pruned control, default learner",
+                           "default learner above its all-pruned control")
+
 TABLE_GROUPS = (
     Group("aloha", PAPER + ("algo=aloha",), {"Slotted ALOHA": None}),
     Group("static", PAPER + ("algo=static",), {"Static policy (played)": None}),
     Group("a2c", presets.A2C_LEARNER, {"IAGC actor-critic, no PPO": None}),
     Group("drqn", PAPER + ("algo=drqn",), {"DRQN, parameter sharing": None}),
-    Group("pai", PAPER + ("algo=pai",), {"PaI (50%)": None}),
-    Group(
-        "ppo",
-        PAPER,
-        {DENSE_ROW: dict(schedule="none")}
-        | {f"IAGC PPO 95% {name}": dict(fields, target=0.95) for name, fields in SCHEDULERS.items()}
-        | {"All-pruned control (100%)": CONTROL},
-    ),
-    Group(
-        "default",
-        (),
-        {"Dense IAGC PPO, default learner": dict(schedule="none"), "All-pruned control, default learner": CONTROL},
-    ),
+    Group("pai", PAPER + ("algo=pai",), {PAPER_ROWS.pai: None}),
+    Group("ppo", PAPER, PAPER_ROWS.ppo_rows()),
+    Group("default", (), DEFAULT_ROWS.ppo_rows()),
+    Group("pai_default", ("algo=pai",), {DEFAULT_ROWS.pai: None}),
 )
 
 
-def limit_group() -> Group:
-    """Every scheduler of ``LIMIT_SCHEDULERS`` at every target of ``LIMIT_TARGETS``, one program."""
-    rows = {
-        f"{name} {target:g}": dict(SCHEDULERS[name], target=target) for name in LIMIT_SCHEDULERS for target in LIMIT_TARGETS
-    }
-    return Group("limit", PAPER, rows)
+def limit_group(learner: tuple[str, ...], targets: tuple[float, ...] = LIMIT_TARGETS) -> Group:
+    """Every scheduler of ``LIMIT_SCHEDULERS`` at every target of ``targets``, one program,
+    with ``learner``'s overrides."""
+    rows = {f"{name} {target:g}": dict(SCHEDULERS[name], target=target) for name in LIMIT_SCHEDULERS for target in targets}
+    return Group("limit", learner, rows)
 
 
-def harmonic_group(config: Config) -> Group:
-    """Harmonic annealing over amplitude x period at 95 % and 99 %, one program."""
+def harmonic_group(config: Config, learner: tuple[str, ...]) -> Group:
+    """Harmonic annealing over amplitude x period at 95 % and 99 %, one program, with
+    ``learner``'s overrides (``config``: the setup's row config, for the pruning window)."""
     window = (config.prune.end_frac - config.prune.start_frac) * config.train.iterations
     rows = {
         f"harmonic {target:g} A={amplitude:g} P={frac:g}w": dict(
@@ -117,7 +141,7 @@ def harmonic_group(config: Config) -> Group:
         for amplitude in HARMONIC_AMPLITUDES
         for frac in HARMONIC_PERIOD_FRACS
     }
-    return Group("harmonic", PAPER, rows)
+    return Group("harmonic", learner, rows)
 
 
 @dataclass
@@ -135,6 +159,7 @@ class Row:
     sparsity_deployed: np.ndarray  # [S, N] of the final policies
     nonzero_weights: np.ndarray | None  # [S, N]; None without a network
     source: str  # "trained" or the reused run directory
+    commit: str | None  # the package commit that trained it
 
 
 def row_config(
@@ -165,7 +190,9 @@ def reevaluate(config: Config, state, metrics, seeds: np.ndarray, episodes: int)
     return table, np.asarray(jax.jit(jax.vmap(lambda s: pruning.nonzero_weights(program.deploy(s))))(state))
 
 
-def make_row(name: str, group: str, config: Config, metrics, table: dict, nonzero, runs: slice, source: str) -> Row:
+def make_row(
+    name: str, group: str, config: Config, metrics, table: dict, nonzero, runs: slice, source: str, commit: str | None
+) -> Row:
     """The row of runs ``runs`` out of a group's metrics ``[R, ...]`` and re-evaluation."""
     metrics = jax.tree.map(lambda x: np.asarray(x)[runs], metrics)
     return Row(
@@ -180,6 +207,7 @@ def make_row(name: str, group: str, config: Config, metrics, table: dict, nonzer
         sparsity_deployed=np.asarray(table["sparsity_deployed"])[runs],
         nonzero_weights=None if nonzero is None else nonzero[runs],
         source=source,
+        commit=commit,
     )
 
 
@@ -200,22 +228,30 @@ def train_group(setup: str, group: Group, args) -> tuple[list[Row], float]:
     run_seeds = np.tile(np.arange(seeds), len(fields))
     table, nonzero = reevaluate(base, result.state, result.metrics, run_seeds, args.episodes)
     rows = [
-        make_row(name, group.key, config_of(f), result.metrics, table, nonzero, slice(i * seeds, (i + 1) * seeds), "trained")
+        make_row(
+            name, group.key, config_of(f), result.metrics, table, nonzero, slice(i * seeds, (i + 1) * seeds), "trained",
+            rundir.provenance()["git_commit"],
+        )
         for i, (name, f) in enumerate(group.rows.items())
     ]
     return rows, wall
 
 
 def reused_row(name: str, run_dir: str, expected: Config, episodes: int) -> Row:
-    """A row from a saved run whose config is ``expected`` up to seeds and bookkeeping fields."""
+    """A row from a saved run whose config is ``expected`` up to seeds and bookkeeping fields:
+    its first ``expected.train.seeds`` seeds (seeds do not depend on how many ran together)."""
     run = load_run(run_dir)
     free = set(RESUME_FREE_FIELDS) | {"train.seeds"}
     changed = {k: v for k, v in differences(expected, run.config).items() if k not in free}
     if changed:
         raise ValueError(f"--reuse {name!r}={run_dir} is invalid: its config differs from the row's in {changed}")
-    seeds = np.arange(int(np.asarray(run.state.iteration).size))
-    table, nonzero = reevaluate(run.config, run.state, run.metrics, seeds, episodes)
-    return make_row(name, "reused", run.config, run.metrics, table, nonzero, slice(None), str(run_dir))
+    seeds = expected.train.seeds
+    if run.config.train.seeds < seeds:
+        raise ValueError(f"--reuse {name!r}={run_dir} is invalid: it has {run.config.train.seeds} seeds, the table takes {seeds}")
+    first = jax.tree.map(lambda x: x[:seeds], (run.state, run.metrics))
+    table, nonzero = reevaluate(run.config, *first, np.arange(seeds), episodes)
+    commit = rundir.written_by(Path(run_dir)).get("git_commit")
+    return make_row(name, "reused", run.config, first[1], table, nonzero, slice(None), str(run_dir), commit)
 
 
 def row_statistics(row: Row, dense: Row | None, genie: float, static: float, preset: Config) -> dict:
@@ -225,6 +261,7 @@ def row_statistics(row: Row, dense: Row | None, genie: float, static: float, pre
     record = {
         "method": row.name,
         "source": row.source,
+        "commit": row.commit,
         **summary.to_dict(),
         "final_return_per_seed": row.final_return.round(2).tolist(),
         "eval_iteration": row.eval_iteration.tolist(),
@@ -246,19 +283,33 @@ def row_statistics(row: Row, dense: Row | None, genie: float, static: float, pre
     return record
 
 
-SCHEDULER_ROWS = [f"IAGC PPO 95% {name}" for name in SCHEDULERS]
-CONTROL_ROW = "All-pruned control (100%)"
-# The paper's orderings (and the control's question): claim -> (rows, rows they should beat).
-ORDERINGS = {
-    "harmonic >= dense at 95%": (["IAGC PPO 95% harmonic"], [DENSE_ROW]),
-    "every IAGC variant above ALOHA and DRQN": ([DENSE_ROW, *SCHEDULER_ROWS], ["Slotted ALOHA", "DRQN, parameter sharing"]),
-    "the sparse schedulers above PaI": (SCHEDULER_ROWS, ["PaI (50%)"]),
-    "harmonic above linear and polynomial at 95%": (["IAGC PPO 95% harmonic"], SCHEDULER_ROWS[1:]),
-    "dense IAGC PPO above its all-pruned control": ([DENSE_ROW], [CONTROL_ROW]),
-    "default learner above its all-pruned control": (
-        ["Dense IAGC PPO, default learner"], ["All-pruned control, default learner"]
-    ),
+def orderings(names: LearnerRows) -> dict[str, tuple[list[str], list[str]]]:
+    """The paper's orderings (and the control's question) among one learner's rows: claim ->
+    (rows, rows they should beat)."""
+    tag = " (default learner)" if names.tag else ""
+    harmonic = names.schedulers[0]
+    return {
+        f"harmonic >= dense at 95%{tag}": ([harmonic], [names.dense]),
+        f"every IAGC variant above ALOHA and DRQN{tag}": (
+            [names.dense, *names.schedulers], ["Slotted ALOHA", "DRQN, parameter sharing"]
+        ),
+        f"the sparse schedulers above PaI{tag}": (names.schedulers, [names.pai]),
+        f"harmonic above linear and polynomial at 95%{tag}": ([harmonic], names.schedulers[1:]),
+        names.control_claim: ([names.dense], [names.control]),
+    }
+
+
+ORDERINGS = orderings(PAPER_ROWS) | orderings(DEFAULT_ROWS)
+# the all-pruned control of each learner, and the claim listing the rows above it
+CONTROL_CLAIMS = {
+    PAPER_ROWS.control: "methods above the all-pruned control (100%)",
+    DEFAULT_ROWS.control: "methods above the default learner's all-pruned control",
 }
+
+
+def dense_of(row: str) -> str:
+    """The dense row that ``row``'s P(> dense) compares with: its own learner's."""
+    return DEFAULT_ROWS.dense if row.endswith(DEFAULT_ROWS.tag) else PAPER_ROWS.dense
 
 
 def relation(a: dict, b: dict) -> str:
@@ -273,7 +324,7 @@ def relation(a: dict, b: dict) -> str:
 def verdicts(records: list[dict]) -> dict[str, dict]:
     """Each ordering's pairs and verdict: 'holds' (every pair above), 'fails' (some pair
     below), else 'not distinguishable'; orderings whose rows are missing are left out. Also
-    the methods whose interval lies above the all-pruned control's."""
+    the methods whose interval lies above each learner's all-pruned control's."""
     rows = {r["method"]: r for r in records}
     out = {}
     for claim, (winners, losers) in ORDERINGS.items():
@@ -283,9 +334,10 @@ def verdicts(records: list[dict]) -> dict[str, dict]:
         kinds = set(pairs.values())
         verdict = "holds" if kinds == {"above"} else "fails" if "below" in kinds else "not distinguishable"
         out[claim] = {"verdict": verdict, "pairs": pairs}
-    if CONTROL_ROW in rows:
-        beat = [m for m, r in rows.items() if relation(r, rows[CONTROL_ROW]) == "above"]
-        out["methods above the all-pruned control (100%)"] = {"verdict": ", ".join(beat) or "none", "pairs": {}}
+    for control, claim in CONTROL_CLAIMS.items():
+        if control in rows:
+            beat = [m for m, r in rows.items() if relation(r, rows[control]) == "above"]
+            out[claim] = {"verdict": ", ".join(beat) or "none", "pairs": {}}
     return out
 
 
@@ -348,12 +400,16 @@ def figures(out: Path, setup: str, rows: list[Row], levels: dict[str, float]) ->
         plots.sparsity_curve(out / "fig1_sparsity.png", np.arange(len(next(iter(pruned.values())))), pruned)
 
 
-def limit_figure(out: Path, setup: str, rows: list[Row]) -> None:
+def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...]) -> None:
+    """Genie fraction against target sparsity per scheduler: mean and 95 % band over seeds."""
     lines = {}
     for name in LIMIT_SCHEDULERS:
-        chosen = [r for r in rows if r.name.startswith(name + " ")]
-        lines[name] = (np.array([r.final_return.mean() for r in chosen]), np.array([r.final_return.std() for r in chosen]))
-    plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(LIMIT_TARGETS), lines, f"setup {setup.upper()}: final reward against target sparsity")
+        by_name = {r.name: r for r in rows}
+        fractions = np.stack([by_name[f"{name} {t:g}"].final_genie_fraction for t in targets], axis=1)  # [S, T]
+        lines[name] = stats.mean_band(fractions)
+    seeds = len(rows[0].final_genie_fraction)
+    title = f"setup {setup.upper()}: genie fraction against target sparsity ({stats.band_label(seeds)}, {seeds} seeds)"
+    plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(targets), lines, "genie fraction", title)
 
 
 def harmonic_figure(out: Path, setup: str, rows: list[Row]) -> None:
@@ -412,9 +468,12 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     order = [name for g in groups for name in g.rows]
     rows.sort(key=lambda r: order.index(r.name))
     levels = levels_of(rows[0].config, rows)
-    dense = next((r for r in rows if r.name == DENSE_ROW), None)
+    by_name = {r.name: r for r in rows}
     preset = presets.get(SETUPS[setup])
-    records = [row_statistics(r, dense, levels["genie"], levels["static policy (closed form)"], preset) for r in rows]
+    records = [
+        row_statistics(r, by_name.get(dense_of(r.name)), levels["genie"], levels["static policy (closed form)"], preset)
+        for r in rows
+    ]
     meta = {
         "setup": setup, "preset": SETUPS[setup], "seeds": args.seeds, "episodes": args.episodes,
         "group_train_wall_s": walls, "total_wall_s": time.perf_counter() - start, **environment_facts(),
@@ -424,7 +483,7 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     if args.study == "table":
         figures(out, setup, rows, levels)
     elif args.study == "limit":
-        limit_figure(out, setup, rows)
+        limit_figure(out, setup, rows, tuple(args.targets))
     else:
         harmonic_figure(out, setup, rows)
     print((out / f"{stem}.md").read_text(), flush=True)
@@ -448,6 +507,9 @@ def main(argv=None) -> None:
     parser.add_argument("--iterations", type=int, help="every row's train.iterations (default: each learner's own)")
     parser.add_argument("--episodes", type=int, default=1024, help="fresh episodes per seed for the final re-evaluation")
     parser.add_argument("--study", choices=["table", "limit", "harmonic"], default="table")
+    parser.add_argument("--learner", choices=list(presets.LEARNERS), default="default",
+                        help="the studies' learner (the table's groups name their own)")
+    parser.add_argument("--targets", nargs="+", type=float, default=list(LIMIT_TARGETS), help="the limit study's target sparsities")
     parser.add_argument("--groups", nargs="+", help=f"table groups to run (default all: {' '.join(g.key for g in TABLE_GROUPS)})")
     parser.add_argument("--reuse", action="append", default=[], help="ROW=RUN_DIR: take a row from a saved run")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every row (after its learner)")
@@ -476,10 +538,11 @@ def run_study(args, setup: str, reuse: dict[str, str], out: Path) -> None:
     if args.study == "table":
         groups = [g for g in TABLE_GROUPS if args.groups is None or g.key in args.groups]
     elif args.study == "limit":
-        groups = [limit_group()]
+        groups = [limit_group(presets.learner(args.learner), tuple(args.targets))]
     else:
-        base = row_config(setup, Group("", PAPER, {}), None, args.seeds, args.iterations, tuple(args.set))
-        groups = [harmonic_group(base)]
+        learner = presets.learner(args.learner)
+        base = row_config(setup, Group("", learner, {}), None, args.seeds, args.iterations, tuple(args.set))
+        groups = [harmonic_group(base, learner)]
     unknown = set(reuse) - {name for g in groups for name in g.rows}
     if unknown:
         raise ValueError(f"--reuse {sorted(unknown)} is invalid: no such row in this study")

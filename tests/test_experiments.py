@@ -166,8 +166,8 @@ def test_table1_verdicts_by_hand():
 
     records = [
         row("Slotted ALOHA", 400, 500), row("DRQN, parameter sharing", 450, 520), row("PaI (50%)", 900, 1000),
-        row(table1.DENSE_ROW, 1000, 1100), row(table1.CONTROL_ROW, 1050, 1060),
-        *[row(name, 1090, 1200) for name in table1.SCHEDULER_ROWS],
+        row(table1.DENSE_ROW, 1000, 1100), row(table1.PAPER_ROWS.control, 1050, 1060),
+        *[row(name, 1090, 1200) for name in table1.PAPER_ROWS.schedulers],
     ]
     records[5] = row("IAGC PPO 95% harmonic", 1300, 1400)
     verdicts = table1.verdicts(records)
@@ -176,18 +176,37 @@ def test_table1_verdicts_by_hand():
     assert verdicts["the sparse schedulers above PaI"]["verdict"] == "holds"
     assert verdicts["harmonic above linear and polynomial at 95%"]["verdict"] == "holds"
     assert verdicts["dense IAGC PPO above its all-pruned control"] == {
-        "verdict": "not distinguishable", "pairs": {f"{table1.DENSE_ROW} vs {table1.CONTROL_ROW}": "not distinguishable"}
+        "verdict": "not distinguishable", "pairs": {f"{table1.DENSE_ROW} vs {table1.PAPER_ROWS.control}": "not distinguishable"}
     }
     assert "default learner above its all-pruned control" not in verdicts  # its rows are missing
-    assert verdicts["methods above the all-pruned control (100%)"]["verdict"] == ", ".join(table1.SCHEDULER_ROWS)
+    assert not any(claim.endswith("(default learner)") for claim in verdicts)
+    assert verdicts["methods above the all-pruned control (100%)"]["verdict"] == ", ".join(table1.PAPER_ROWS.schedulers)
     records[0] = row("Slotted ALOHA", 1500, 1600)  # ALOHA now above every IAGC variant
     assert table1.verdicts(records)["every IAGC variant above ALOHA and DRQN"]["verdict"] == "fails"
+    # the default learner's rows: claims of their own, against their own dense row, PaI and control
+    ours = table1.DEFAULT_ROWS
+    assert ours.schedulers[0] == "IAGC PPO 95% harmonic, default learner" and ours.pai == "PaI (50%), default learner"
+    default_records = [row(ours.dense, 1200, 1300), row(ours.control, 1000, 1010), row(ours.pai, 1100, 1150),
+                       row(ours.schedulers[0], 1140, 1210), *[row(name, 1000, 1005) for name in ours.schedulers[1:]]]
+    both = table1.verdicts(records + default_records)
+    paper_claims = set(verdicts) - {"methods above the all-pruned control (100%)"}  # that one lists every row
+    assert {k: both[k] for k in paper_claims} == {k: table1.verdicts(records)[k] for k in paper_claims}
+    assert both["harmonic >= dense at 95% (default learner)"]["verdict"] == "not distinguishable"
+    assert both["harmonic above linear and polynomial at 95% (default learner)"]["verdict"] == "holds"
+    assert both["the sparse schedulers above PaI (default learner)"]["verdict"] == "fails"
+    assert both["default learner above its all-pruned control"]["verdict"] == "holds"
+    assert both["methods above the default learner's all-pruned control"]["verdict"] == ", ".join(
+        r["method"] for r in records + default_records[:4] if r["iqm_low"] > 1010)
+    assert table1.dense_of(ours.control) == ours.dense and table1.dense_of("PaI (50%)") == table1.DENSE_ROW
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("study", ["limit", "harmonic"])
 def test_table1_studies_end_to_end_on_a_tiny_config(study, tmp_path):
-    table1.main(["--setup", "c", "--study", study, "--out", str(tmp_path), "--quiet", *TINY, *STUDY_SEEDS])
+    # the paper's learner and six targets: 18 rows x 2 seeds, the PPO group's program (see TINY)
+    targets = [0.9, 0.95, 0.98, 0.99, 0.995, 1.0]
+    table1.main(["--setup", "c", "--study", study, "--learner", "paper", "--targets", *map(str, targets), "--out",
+                 str(tmp_path), "--quiet", *TINY, *STUDY_SEEDS])
     stem = {"limit": "sparsity_limit_c", "harmonic": "harmonic_sensitivity_c"}[study]
     report = json.loads((tmp_path / f"{stem}.json").read_text())
     rows = {r["method"]: r for r in report["rows"]}
@@ -195,8 +214,10 @@ def test_table1_studies_end_to_end_on_a_tiny_config(study, tmp_path):
     if study == "limit":
         assert (tmp_path / "sparsity_limit_c.png").stat().st_size > 0
         for name in table1.LIMIT_SCHEDULERS:
-            for target in table1.LIMIT_TARGETS:
-                assert rows[f"{name} {target:g}"]["sparsity_deployed_mean"] == pytest.approx(target, abs=0.01)
+            for target in targets:
+                row = rows[f"{name} {target:g}"]
+                assert row["sparsity_deployed_mean"] == pytest.approx(target, abs=0.01)
+                assert row["overrides"]["ppo.critic_input"] == "observations"  # the paper's learner
     else:
         for target in ("0.95", "0.99"):
             assert (tmp_path / f"harmonic_sensitivity_c_{target}.png").stat().st_size > 0
@@ -245,6 +266,15 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     study.main(args)
     again = json.loads((tmp_path / "s" / "study.json").read_text())
     assert again["harmonic"]["genie_fraction_per_seed"] == first["harmonic"]["genie_fraction_per_seed"]
+    # Table I takes a study's row as a reused run: its first --seeds seeds, on the table's episodes
+    dense_dir = tmp_path / "s" / "dense"
+    config = load_run(dense_dir).config
+    both = table1.reused_row("dense", str(dense_dir), config, 4)
+    one = table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["train.seeds=1"]), 4)
+    assert one.final_return.shape == (1,) and one.curves.shape[0] == 1 and one.final_return[0] == both.final_return[0]
+    assert one.commit == first["dense"]["commit"]
+    with pytest.raises(ValueError, match="it has 2 seeds, the table takes 3"):
+        table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["train.seeds=3"]), 4)
 
 
 def test_combine_joins_the_seeds_of_studies_that_ran_the_same_rows():

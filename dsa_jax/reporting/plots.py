@@ -99,14 +99,17 @@ def method_curves(
     fig.savefig(path, dpi=120)
 
 
-def against_target(path: Path, targets: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
-    """Final reward (mean, error ``[T]`` each) against target sparsity, one line per scheduler."""
+def against_target(
+    path: Path, targets: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ylabel: str, title: str
+):
+    """One line per scheduler against target sparsity: (mean, low, high) ``[T]`` each, the band
+    drawn as error bars."""
     fig, ax = _axes()
-    for label, (mean, error) in lines.items():
-        ax.errorbar(np.arange(len(targets)), mean, yerr=error, label=label, marker="o", capsize=3)
+    for label, (mean, low, high) in lines.items():
+        ax.errorbar(np.arange(len(targets)), mean, yerr=[mean - low, high - mean], label=label, marker="o", capsize=3)
     ax.set_xticks(np.arange(len(targets)), [f"{t:g}" for t in targets])
     ax.set_xlabel("target sparsity")
-    ax.set_ylabel("final evaluation reward")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize="small")
     fig.tight_layout()

@@ -64,6 +64,11 @@ def provenance() -> dict:
     }
 
 
+def written_by(run_dir: Path) -> dict:
+    """The provenance ``config.json`` of ``run_dir`` records (empty for runs older than it)."""
+    return json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get(PROVENANCE, {})
+
+
 def write_config(run_dir: Path, config: Config) -> None:
     data = {**config.to_dict(), PROVENANCE: provenance()}
     (Path(run_dir) / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True))
