@@ -167,6 +167,8 @@ class PruneConfig:
     ``target`` None means the algorithm's default (its ``Algorithm.default_target``: 0.95 for
     IAGC's schedules, 0.5 for PaI). ``period`` None means (end - start) / 4 iterations.
     ``pai_masks`` is PaI's mask kind (``structured``: hidden units, ``unstructured``: weights).
+    ``regrow_fraction`` and ``regrow_end_frac`` are ``mode=rigl``'s drop fraction at the window's
+    start and where its cosine decay reaches 0 (RigL's defaults: 0.3, 75 % of training).
     """
 
     schedule: str = "none"
@@ -187,6 +189,8 @@ class PruneConfig:
     mode: str = "fixed"
     scope: str = "global"
     pai_masks: str = "structured"
+    regrow_fraction: float = 0.3
+    regrow_end_frac: float = 0.75
 
     def target_or(self, default):
         """``target``, or the algorithm's ``default`` when it is None."""
@@ -212,6 +216,10 @@ class PruneConfig:
         check_choice("prune.mode", self.mode, MODES)
         check_choice("prune.scope", self.scope, SCOPES)
         check_choice("prune.pai_masks", self.pai_masks, PAI_STRUCTURES)
+        check_real("prune.regrow_fraction", self.regrow_fraction, 0.0, 1.0)
+        check_real("prune.regrow_end_frac", self.regrow_end_frac, 0.0, 1.0)
+        if self.mode == "rigl" and self.regrow_end_frac <= self.start_frac:
+            fail("prune.regrow_end_frac", self.regrow_end_frac, f"must be > prune.start_frac = {self.start_frac} with prune.mode = rigl")
 
 
 @dataclass(frozen=True)

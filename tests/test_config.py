@@ -59,6 +59,8 @@ BAD = [
     (["prune.target=0.5,0.8"], "prune.target"),
     (["prune.target=1.5"], "prune.target = 1.5"),
     (["prune.end_frac=0.05"], "prune.end_frac = 0.05"),
+    (["prune.regrow_fraction=1.5"], "prune.regrow_fraction = 1.5"),
+    (["prune.mode=rigl", "prune.regrow_end_frac=0.05"], "prune.regrow_end_frac = 0.05"),
     (["train.iterations=33"], "train.iterations = 33"),
     (["algo=ppo2"], "algo = 'ppo2'"),
     (["env.nusers=3"], "env.nusers"),

@@ -3,13 +3,14 @@
 - ``schedules``: the target sparsity s(t) of each agent, as traced data;
 - ``masks``: which weights are prunable, how a sparsity is allocated over an agent's kernels
   (global, layerwise, ERK) and how scores become masks (floor(s * count) removed, exactly);
-- ``sparsifier``: how a learner's actors are kept sparse while they train (the two modes of
-  gradual magnitude pruning).
+- ``sparsifier``: how a learner's actors are kept sparse while they train (the three modes of
+  gradual magnitude pruning: regrow, fixed, and RigL's drop and grow).
 """
 
 from dsa_jax.pruning.masks import (
     agent_masks,
     apply_masks,
+    drop_and_grow,
     erk_sparsities,
     initial_masks,
     is_prunable,
@@ -18,6 +19,7 @@ from dsa_jax.pruning.masks import (
     measured_sparsity,
     nonzero_weights,
     prunable_count,
+    regrow_masks,
     score_masks,
     SCOPES,
 )
@@ -34,7 +36,7 @@ from dsa_jax.pruning.sparsifier import GradualMagnitude, MODES, Sparsifier
 
 __all__ = [
     "MODES", "SCHEDULES", "SCOPES", "SWEEPABLE", "GradualMagnitude", "PruneSchedule", "Sparsifier", "agent_masks",
-    "apply_masks", "erk_sparsities", "initial_masks", "is_prunable", "is_pruning_step", "keep_largest",
+    "apply_masks", "drop_and_grow", "erk_sparsities", "initial_masks", "is_prunable", "is_pruning_step", "keep_largest",
     "magnitude_masks", "make_schedule", "measured_sparsity", "nonzero_weights", "prunable_count",
-    "scheduled_sparsity", "score_masks", "sparsity_at",
+    "regrow_masks", "scheduled_sparsity", "score_masks", "sparsity_at",
 ]

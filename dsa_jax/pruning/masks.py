@@ -21,17 +21,37 @@ def _prunable_leaves(params):
     return [(i, leaf) for i, (path, leaf) in enumerate(leaves) if is_prunable(path)], treedef, leaves
 
 
-def keep_largest(scores: jax.Array, sparsity: jax.Array) -> jax.Array:
-    """Keep-mask over flat ``scores``: False for the floor(s * count) lowest scores.
+def kept_count(sparsity: jax.Array, count: int) -> jax.Array:
+    """How many of ``count`` weights survive ``sparsity``: count - floor(s * count), int32.
+    The tiny epsilon keeps float32 rounding of s (e.g. 0.95) from losing one weight."""
+    return count - jnp.floor(sparsity * count + 1e-3).astype(jnp.int32)
 
-    Ties break by position (a stable sort), so the mask is deterministic. The tiny epsilon
-    keeps float32 rounding of s (e.g. 0.95) from losing one weight.
-    """
+
+def keep_top(scores: jax.Array, num_kept: jax.Array) -> jax.Array:
+    """Keep-mask over flat ``scores``: True for the ``num_kept`` highest. Ties break by
+    position (a stable sort), so the mask is deterministic."""
     count = scores.shape[0]
-    num_removed = jnp.floor(sparsity * count + 1e-3).astype(jnp.int32)
     order = jnp.argsort(scores, stable=True)
     rank = jnp.zeros(count, jnp.int32).at[order].set(jnp.arange(count, dtype=jnp.int32))
-    return rank >= num_removed
+    return rank >= count - num_kept
+
+
+def keep_largest(scores: jax.Array, sparsity: jax.Array) -> jax.Array:
+    """Keep-mask over flat ``scores``: False for the floor(s * count) lowest scores."""
+    return keep_top(scores, kept_count(sparsity, scores.shape[0]))
+
+
+def drop_and_grow(magnitude: jax.Array, active: jax.Array, gradient: jax.Array, sparsity, fraction) -> jax.Array:
+    """One RigL step (Evci et al. 2020) over flat ``[P]`` arrays, as a new keep-mask: of the
+    ``active`` weights keep the largest ``magnitude`` (down to what ``sparsity`` allows, less a
+    ``fraction`` of it), then grow the largest |``gradient``| among the rest (the just-dropped
+    included) until ``sparsity`` is met. ``fraction`` 0 is magnitude pruning that revives by
+    gradient, not by position, when the sparsity falls."""
+    kept = kept_count(sparsity, magnitude.shape[0])
+    survivors = jnp.minimum(kept, jnp.sum(active, dtype=jnp.int32))
+    survivors = survivors - jnp.floor(fraction * survivors).astype(jnp.int32)
+    stay = keep_top(jnp.where(active, magnitude, -jnp.inf), survivors)
+    return keep_top(jnp.where(stay, jnp.inf, jnp.abs(gradient)), kept)
 
 
 def erk_sparsities(shapes: list[tuple[int, int]], sparsity: jax.Array) -> jax.Array:
@@ -78,6 +98,32 @@ def score_masks(scores, sparsity: jax.Array, scope: str = "global"):
         for index, leaf in prunable:
             masks[index] = keep_largest(leaf.ravel(), sparsity).reshape(leaf.shape).astype(leaf.dtype)
     return jax.tree_util.tree_unflatten(treedef, masks)
+
+
+def regrow_masks(params, masks, gradients, sparsity: jax.Array, fraction: jax.Array, scope: str = "global"):
+    """``drop_and_grow`` over one agent's kernels: ``params`` the live weights (w * m), ``masks``
+    the current masks, ``gradients`` the loss gradient at the live weights, all the same tree.
+    ``global`` moves weights anywhere among the kernels; ``layerwise`` and ``erk`` keep each
+    kernel's own sparsity (its allocation at ``sparsity``) and move weights within it."""
+    prunable, treedef, with_paths = _prunable_leaves(params)
+    leaves, mask_leaves, grad_leaves = [leaf for _, leaf in with_paths], jax.tree.leaves(masks), jax.tree.leaves(gradients)
+    new = [jnp.ones_like(leaf) for leaf in leaves]
+
+    def step(indices, layer_sparsity):
+        flat = [jnp.concatenate([x[i].ravel() for i in indices]) for x in (leaves, mask_leaves, grad_leaves)]
+        keep = drop_and_grow(jnp.abs(flat[0]), flat[1] > 0, flat[2], layer_sparsity, fraction)
+        offset = 0
+        for i in indices:
+            new[i] = keep[offset : offset + leaves[i].size].reshape(leaves[i].shape).astype(leaves[i].dtype)
+            offset += leaves[i].size
+
+    if scope == "global":
+        step([i for i, _ in prunable], sparsity)
+    else:
+        layer_sparsity = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity) if scope == "erk" else None
+        for k, (i, _) in enumerate(prunable):
+            step([i], sparsity if layer_sparsity is None else layer_sparsity[k])
+    return jax.tree_util.tree_unflatten(treedef, new)
 
 
 def magnitude_masks(params, sparsity: jax.Array, scope: str = "global"):

@@ -226,10 +226,109 @@ def test_fixed_masked_weights_keep_their_value_and_come_back():
     np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)  # live weights w * m
     # a lower sparsity (as when the harmonic schedule dips) brings masked weights back
     lower = pruning.make_schedule(config.prune, config.train.iterations, 3, 0.1)
-    _, masks = pruning.GradualMagnitude("fixed", "global").after_update(state.learner.actor_params, state.masks, jnp.int32(start), lower)
+    _, masks = pruning.GradualMagnitude("fixed", "global").after_update(
+        state.learner.actor_params, state.masks, jnp.int32(start), lower, gradient=None  # only rigl asks for it
+    )
     back = masked & (np.asarray(masks["params"]["lstm2"]["recurrent_kernel"]) == 1)
     assert back.sum() > 0
     np.testing.assert_array_equal(kernel(state)[back], before[back])
+
+
+def top(scores, num_kept):
+    """The ``num_kept`` highest of ``scores``, ties to the later position: a plain sort."""
+    return set(sorted(range(len(scores)), key=lambda i: (scores[i], i))[len(scores) - num_kept :])
+
+
+def reference_drop_and_grow(magnitude, active, gradient, sparsity, fraction):
+    """RigL's step written out: keep-mask ``[P]``, float32 arithmetic as the program's."""
+    count = len(magnitude)
+    kept = count - int(np.floor(np.float32(sparsity) * np.float32(count) + np.float32(1e-3)))
+    survivors = min(kept, int(active.sum()))
+    survivors -= int(np.floor(np.float32(fraction) * np.float32(survivors)))
+    stay = top([m if a else -np.inf for m, a in zip(magnitude, active, strict=True)], survivors)
+    keep = top([np.inf if i in stay else abs(g) for i, g in enumerate(gradient)], kept)
+    return np.array([i in keep for i in range(count)])
+
+
+DROP_AND_GROW = jax.jit(pruning.drop_and_grow)
+
+
+@given(st.integers(1, 40), st.integers(0, 2**31), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_drop_and_grow_matches_a_plain_loop(count, seed, sparsity, fraction):
+    rng = np.random.default_rng(seed)
+    magnitude = rng.choice([0.0, 0.5, 1.0, 2.0], count) if seed % 3 == 0 else rng.random(count)  # with ties, or not
+    active, gradient = rng.random(count) < rng.random(), rng.normal(size=count)
+    got = np.asarray(DROP_AND_GROW(jnp.float32(magnitude), jnp.asarray(active), jnp.float32(gradient),
+                                   jnp.float32(sparsity), jnp.float32(fraction)))
+    expected = reference_drop_and_grow(np.float32(magnitude), active, np.float32(gradient), sparsity, fraction)
+    np.testing.assert_array_equal(got, expected)
+    assert got.sum() == count - math.floor(np.float32(sparsity) * count + 1e-3)
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_regrow_masks_move_weights_within_the_scope_and_keep_the_count(scope):
+    params = agent_params()
+    masks = MASKS(params, jnp.float32(0.8), scope)
+    live = pruning.apply_masks(params, masks)
+    gradients = jax.tree.map(lambda x: jax.random.normal(jax.random.key(x.size), x.shape), params)
+    new = pruning.regrow_masks(live, masks, gradients, jnp.float32(0.8), jnp.float32(0.3), scope)
+    old_leaves = jax.tree_util.tree_leaves_with_path(masks)
+    moved = 0
+    for (path, before), after in zip(old_leaves, jax.tree.leaves(new), strict=True):
+        before, after = np.asarray(before), np.asarray(after)
+        if not pruning.is_prunable(path):
+            assert after.all(), path
+        elif scope == "layerwise":  # each kernel keeps its own count
+            assert after.sum() == before.sum(), path
+        moved += int((before > after).sum())
+    assert sum(np.asarray(m).sum() for m in jax.tree.leaves(masks)) == sum(np.asarray(m).sum() for m in jax.tree.leaves(new))
+    assert moved > 0
+
+
+def test_rigl_step_zeroes_what_it_drops_and_grows_at_the_largest_gradient():
+    """``GradualMagnitude(mode="rigl").after_update`` against ``drop_and_grow`` per agent, with a
+    hand-made gradient, at a pruning step; the drop fraction follows RigL's cosine."""
+    config, program = mode_program("fixed")  # only its state's shapes are used
+    state = jax.jit(program.init)(jax.random.key(0))
+    schedule = state.schedule
+    start = int(schedule.start)
+    rigl = pruning.GradualMagnitude("rigl", "global", regrow_fraction=0.4, regrow_end=start + 10)
+    assert float(rigl.drop_fraction(jnp.int32(start), schedule)) == pytest.approx(0.4)
+    assert float(rigl.drop_fraction(jnp.int32(start + 5), schedule)) == pytest.approx(0.2)
+    assert float(rigl.drop_fraction(jnp.int32(start + 30), schedule)) == 0.0
+    params = state.learner.actor_params
+    masks = jax.vmap(lambda p: pruning.magnitude_masks(p, jnp.float32(0.7), "global"))(params)
+    gradient = jax.tree.map(lambda x: jax.random.normal(jax.random.key(1), x.shape), params)
+    new_params, new_masks = rigl.after_update(params, masks, jnp.int32(start), schedule, lambda live: gradient)
+
+    def flat(tree, agent):
+        return np.concatenate([np.asarray(x[agent]).ravel() for p, x in jax.tree_util.tree_leaves_with_path(tree)
+                               if pruning.is_prunable(p)])
+
+    live = pruning.apply_masks(params, masks)
+    for agent in range(config.env.num_users):
+        expected = reference_drop_and_grow(np.abs(flat(live, agent)), flat(masks, agent) > 0, flat(gradient, agent), 0.5, 0.4)
+        np.testing.assert_array_equal(flat(new_masks, agent) > 0, expected)
+        grown = expected & (flat(masks, agent) == 0)
+        assert grown.sum() > 0 and np.all(flat(new_params, agent)[grown] == 0)  # grown weights start at zero
+        np.testing.assert_array_equal(flat(new_params, agent)[~expected], 0.0)
+        np.testing.assert_array_equal(flat(new_params, agent)[expected & ~grown], flat(live, agent)[expected & ~grown])
+
+
+def test_rigl_trains_with_masked_weights_at_zero():
+    """A whole iteration in rigl mode: the masks enter the forward pass and the update as in
+    the fixed mode, the pruned weights stay zero, and s(t) is met exactly."""
+    config, program = mode_program("rigl")
+    state = jax.jit(program.init)(jax.random.key(0))
+    iterate = jax.jit(program.iteration)
+    state, metrics = iterate(state.replace(iteration=state.schedule.start))  # a RigL step at s = 0.5
+    np.testing.assert_allclose(metrics.sparsity_measured, 0.5, atol=1e-3)
+    masked = np.asarray(state.masks["params"]["lstm2"]["recurrent_kernel"]) == 0
+    assert masked.mean() > 0.3 and np.all(kernel(state)[masked] == 0)
+    before = kernel(state)
+    state, _ = iterate(state)  # no pruning step: masked entries stay at zero, the rest train
+    np.testing.assert_array_equal(kernel(state)[masked], 0.0)
+    assert np.any(kernel(state)[~masked] != before[~masked])
 
 
 PER_AGENT = QUICK_RUN.prune.target  # one harmonic target per agent

@@ -360,7 +360,7 @@ def ppo_update(
     gradient is then the sum of the agents' gradients (autodiff through the broadcast).
     """
     _, critic_tx = make_optimizers(hyper)
-    floor = (cfg.entropy_floor, cfg.entropy_floor_coef) if cfg.entropy_floor > 0 else None
+    floor = entropy_floor(cfg)
     num_envs = trajectory.rewards.shape[1]
     per_minibatch = num_envs // cfg.minibatches
 
@@ -391,6 +391,11 @@ def ppo_update(
 
     learner, metrics = jax.lax.scan(epoch, learner, jax.random.split(key, cfg.epochs))
     return learner, jax.tree.map(jnp.mean, metrics)
+
+
+def entropy_floor(cfg: PPOConfig) -> tuple[float, float] | None:
+    """``actor_loss``'s ``entropy_floor`` argument from the config (None: no floor)."""
+    return (cfg.entropy_floor, cfg.entropy_floor_coef) if cfg.entropy_floor > 0 else None
 
 
 def _masked(tree, masks):

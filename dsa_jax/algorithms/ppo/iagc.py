@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 
 from dsa_jax import pruning
@@ -26,7 +28,10 @@ def make_iagc_program(config: Config, points: tuple[Config, ...] = ()) -> Progra
     and PPO numbers (default: the config's), so that one program can give each run its own.
     The pruning step is compiled in when any of ``points`` (default: ``config``) prunes."""
     enabled = any(p.prune.schedule != "none" for p in points or (config,))
-    sparsifier = pruning.GradualMagnitude(config.prune.mode, config.prune.scope, enabled)
+    regrow_end = math.floor(config.prune.regrow_end_frac * config.train.iterations)
+    sparsifier = pruning.GradualMagnitude(
+        config.prune.mode, config.prune.scope, enabled, config.prune.regrow_fraction, regrow_end
+    )
     default_schedule = schedule_of(config)
 
     def optimizer(masks: dict, hyper: ppo.Hyper):

@@ -100,7 +100,7 @@ class InitialMasks:
     def frozen(self, masks) -> None:
         return None
 
-    def after_update(self, params, masks, iteration, schedule) -> tuple[dict, dict]:
+    def after_update(self, params, masks, iteration, schedule, gradient) -> tuple[dict, dict]:
         return params, masks
 
     def scheduled(self, schedule, t) -> jax.Array:

@@ -123,13 +123,20 @@ def ppo_functions(config: Config, sparsifier: Sparsifier, optimizer: ActorOptimi
         traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg, interference, pu_load)
         reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, hyper.gamma)
         advantages, returns = ppo.gae(scaled, traj.values, hyper.gamma, hyper.gae_lambda)
+        ent_coef = ppo.annealed(hyper.ent_coef, cfg.ent_coef_end, state.iteration, config.train.iterations)
         learner, update = ppo.ppo_update(
             update_key, learner, model, traj, advantages, returns, cfg, hyper,
             optimizer(state.masks, hyper), sparsifier.forward_masks(state.masks),
-            ent_coef=ppo.annealed(hyper.ent_coef, cfg.ent_coef_end, state.iteration, config.train.iterations),
+            ent_coef=ent_coef,
             lr_factor=lr_factor(state.iteration),
         )  # fmt: skip
-        actor_params, masks = sparsifier.after_update(learner.actor_params, state.masks, state.iteration, state.schedule)
+
+        def gradient(live):  # regrowth's score: the actor loss's gradient at the live weights, on this batch
+            return jax.grad(lambda p: ppo.actor_loss(p, model, traj, advantages, hyper, ent_coef, ppo.entropy_floor(cfg))[0])(live)
+
+        actor_params, masks = sparsifier.after_update(
+            learner.actor_params, state.masks, state.iteration, state.schedule, gradient
+        )
         episode_returns = traj.rewards.sum(axis=0)
         metrics = IterationMetrics(
             actor_loss=update.actor_loss,
