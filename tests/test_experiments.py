@@ -269,7 +269,11 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     # Table I takes a study's row as a reused run: its first --seeds seeds, on the table's episodes
     dense_dir = tmp_path / "s" / "dense"
     config = load_run(dense_dir).config
-    both = table1.reused_row("dense", str(dense_dir), config, 4)
+    # a dense run's pruning window and mode are inert: a table expecting others still takes it
+    both = table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["prune.mode=regrow", "prune.end_frac=0.9"]), 4)
+    harmonic = load_run(tmp_path / "s" / "harmonic").config
+    with pytest.raises(ValueError, match="differs from the row's in .*prune.mode"):
+        table1.reused_row("harmonic", str(tmp_path / "s" / "harmonic"), apply_overrides(harmonic, ["prune.mode=regrow"]), 4)
     one = table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["train.seeds=1"]), 4)
     assert one.final_return.shape == (1,) and one.curves.shape[0] == 1 and one.final_return[0] == both.final_return[0]
     assert one.commit == first["dense"]["commit"]
