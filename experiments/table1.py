@@ -3,7 +3,7 @@
     python experiments/table1.py --setup a [b c] [--seeds 10] [--iterations I] [--out results/]
         [--episodes 1024] [--groups ppo aloha ...] [--reuse "ROW=RUN_DIR" ...]
     python experiments/table1.py --setup a c --study limit [--targets 0.8 0.9 ...]  # sparsity_limit_{s}.png
-    python experiments/table1.py --setup c --study harmonic     # harmonic_sensitivity_{s}_{0.95,0.99}.png
+    python experiments/table1.py --setup c --study harmonic [--targets 0.95]  # harmonic_sensitivity_{s}_{target}.png
 
 Setups: ``a`` and ``b`` are the paper's (presets ``setup_a``, ``setup_b``), ``c`` is ours
 (preset ``setup_c``: two users, four channels, where the weights matter). Rows are trained in
@@ -64,6 +64,7 @@ SCHEDULERS = {
     "polynomial (e=6)": dict(schedule="polynomial", exponent=6.0),
 }
 LIMIT_TARGETS = (0.8, 0.9, 0.95, 0.98, 0.99)
+HARMONIC_TARGETS = (0.95, 0.99)
 LIMIT_SCHEDULERS = ("harmonic", "linear", "polynomial (e=3)")
 HARMONIC_AMPLITUDES = (0.05, 0.1, 0.2)
 HARMONIC_PERIOD_FRACS = (0.125, 0.25, 0.5)  # of the pruning window (end - start)
@@ -129,15 +130,15 @@ def limit_group(learner: tuple[str, ...], targets: tuple[float, ...] = LIMIT_TAR
     return Group("limit", learner, rows)
 
 
-def harmonic_group(config: Config, learner: tuple[str, ...]) -> Group:
-    """Harmonic annealing over amplitude x period at 95 % and 99 %, one program, with
+def harmonic_group(config: Config, learner: tuple[str, ...], targets: tuple[float, ...] = HARMONIC_TARGETS) -> Group:
+    """Harmonic annealing over amplitude x period at each of ``targets``, one program, with
     ``learner``'s overrides (``config``: the setup's row config, for the pruning window)."""
     window = (config.prune.end_frac - config.prune.start_frac) * config.train.iterations
     rows = {
         f"harmonic {target:g} A={amplitude:g} P={frac:g}w": dict(
             schedule="harmonic", target=target, amplitude=amplitude, period=max(1.0, frac * window)
         )
-        for target in (0.95, 0.99)
+        for target in targets
         for amplitude in HARMONIC_AMPLITUDES
         for frac in HARMONIC_PERIOD_FRACS
     }
@@ -416,8 +417,8 @@ def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, .
     plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(targets), lines, "genie fraction", title)
 
 
-def harmonic_figure(out: Path, setup: str, rows: list[Row]) -> None:
-    for target in (0.95, 0.99):
+def harmonic_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...]) -> None:
+    for target in targets:
         chosen = [r for r in rows if r.name.startswith(f"harmonic {target:g} ")]
         grid = np.array([r.final_return.mean() for r in chosen]).reshape(len(HARMONIC_AMPLITUDES), len(HARMONIC_PERIOD_FRACS))
         plots.heatmap(
@@ -487,11 +488,16 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     if args.study == "table":
         figures(out, setup, rows, levels)
     elif args.study == "limit":
-        limit_figure(out, setup, rows, tuple(args.targets))
+        limit_figure(out, setup, rows, study_targets(args))
     else:
-        harmonic_figure(out, setup, rows)
+        harmonic_figure(out, setup, rows, study_targets(args))
     print((out / f"{stem}.md").read_text(), flush=True)
     return records
+
+
+def study_targets(args) -> tuple[float, ...]:
+    """The target sparsities of ``args.study``: ``--targets``, else the study's own."""
+    return tuple(args.targets or (LIMIT_TARGETS if args.study == "limit" else HARMONIC_TARGETS))
 
 
 def parse_reuse(items: list[str]) -> dict[str, str]:
@@ -513,7 +519,8 @@ def main(argv=None) -> None:
     parser.add_argument("--study", choices=["table", "limit", "harmonic"], default="table")
     parser.add_argument("--learner", choices=list(presets.LEARNERS), default="default",
                         help="the studies' learner (the table's groups name their own)")
-    parser.add_argument("--targets", nargs="+", type=float, default=list(LIMIT_TARGETS), help="the limit study's target sparsities")
+    parser.add_argument("--targets", nargs="+", type=float,
+                        help=f"the study's target sparsities (limit: {LIMIT_TARGETS}; harmonic: {HARMONIC_TARGETS})")
     parser.add_argument("--groups", nargs="+", help=f"table groups to run (default all: {' '.join(g.key for g in TABLE_GROUPS)})")
     parser.add_argument("--reuse", action="append", default=[], help="ROW=RUN_DIR: take a row from a saved run")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every row (after its learner)")
@@ -542,11 +549,11 @@ def run_study(args, setup: str, reuse: dict[str, str], out: Path) -> None:
     if args.study == "table":
         groups = [g for g in TABLE_GROUPS if args.groups is None or g.key in args.groups]
     elif args.study == "limit":
-        groups = [limit_group(presets.learner(args.learner), tuple(args.targets))]
+        groups = [limit_group(presets.learner(args.learner), study_targets(args))]
     else:
         learner = presets.learner(args.learner)
         base = row_config(setup, Group("", learner, {}), None, args.seeds, args.iterations, tuple(args.set))
-        groups = [harmonic_group(base, learner)]
+        groups = [harmonic_group(base, learner, study_targets(args))]
     unknown = set(reuse) - {name for g in groups for name in g.rows}
     if unknown:
         raise ValueError(f"--reuse {sorted(unknown)} is invalid: no such row in this study")
