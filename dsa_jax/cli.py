@@ -77,23 +77,22 @@ def cmd_evaluate(args) -> int:
     check_int("--stream", args.stream, 0, UINT32_MAX)
     if args.episodes is not None:
         check_int("--episodes", args.episodes, 1, 1_000_000)
-    if args.step is not None:
-        check_int("--step", args.step, 0, 10_000_000)
     run = _load(args)
     config, table = evaluate_run(run, args.episodes, args.set or [], stream=args.stream)
     columns = ["eval_return", "eval_return_std", "genie_fraction", "success_rate", "collision_rate", "fairness"]
     changed = f"; environment changed: {' '.join(args.set)}" if args.set else ""
-    print(f"{args.run_dir} at iteration {run.step}: {config.train.eval_episodes} episodes per seed, stream {args.stream}{changed}")
+    print(f"{args.run_dir} at {_where(run)}: {config.train.eval_episodes} episodes per seed, stream {args.stream}{changed}")
     print(f"{'seed':>6} " + " ".join(f"{c:>15}" for c in columns) + f" {'sparsity':>9}")
     for seed in range(len(table["eval_return"])):
         values = " ".join(f"{table[c][seed]:>15.4f}" for c in columns)
         print(f"{seed:>6} {values} {table['sparsity_deployed'][seed].mean():>9.4f}")
     means = " ".join(f"{table[c].mean():>15.4f}" for c in columns)
     print(f"{'mean':>6} {means} {table['sparsity_deployed'].mean():>9.4f}")
-    out = args.json or f"{args.run_dir}/{evaluation_name(run.step, args.stream, args.set or [])}"
+    out = args.json or f"{args.run_dir}/{evaluation_name(args.step if args.step == 'best' else run.step, args.stream, args.set or [])}"
     report = {
         "run_dir": str(args.run_dir),
         "step": run.step,
+        "step_per_seed": [run.step_of(seed) for seed in range(len(table["eval_return"]))],
         "stream": args.stream,
         "overrides": args.set or [],
         "config": config.to_dict(),
@@ -106,7 +105,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def evaluation_name(step: int, stream: int, overrides: list[str]) -> str:
+def evaluation_name(step: int | str, stream: int, overrides: list[str]) -> str:
     """The default file of an evaluation; changed environments get their own name, so an
     evaluation under ``--set env.pu_mode=iid`` never replaces the plain one."""
     import hashlib
@@ -115,11 +114,35 @@ def evaluation_name(step: int, stream: int, overrides: list[str]) -> str:
     return f"evaluation_step{step}_stream{stream}{tag}.json"
 
 
-def _load(args):
-    """The run at ``--step`` (default: latest); says so when ``--fallback`` took an older step."""
-    from dsa_jax.store.checkpoint import CheckpointStore
-    from dsa_jax.training.reload import load_run
+def step_arg(text: str) -> int | str:
+    """``--step``: a checkpoint step, or ``best``."""
+    if text == "best":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--step = {text!r} is invalid: must be a checkpoint step or 'best'") from None
 
+
+def _where(run) -> str:
+    """Which checkpoint(s) a loaded run's seeds come from, for a report's first line."""
+    if run.seed_steps is None:
+        return f"iteration {run.step}"
+    return f"each seed's best evaluated step ({', '.join(map(str, run.seed_steps))})"
+
+
+def _load(args):
+    """The run at ``--step`` (default: latest; ``best``: each seed at its best evaluated saved
+    step); says so when ``--fallback`` took an older step."""
+    from dsa_jax.store.checkpoint import CheckpointStore
+    from dsa_jax.training.reload import load_best, load_run
+
+    if args.step == "best":
+        if args.fallback:
+            raise ValueError("--fallback is invalid with --step best: it picks among the readable checkpoints itself")
+        return load_best(args.run_dir)
+    if args.step is not None:
+        check_int("--step", args.step, 0, 10_000_000)
     run = load_run(args.run_dir, args.step, fallback=args.fallback)
     if args.fallback:
         store = CheckpointStore(args.run_dir)
@@ -139,14 +162,12 @@ def cmd_export(args) -> int:
     from dsa_jax.store import sparse_actor
     from dsa_jax.training.export import export_actors
 
-    if args.step is not None:
-        check_int("--step", args.step, 0, 10_000_000)
     out = Path(args.out or f"{args.run_dir}/actor_seed{args.seed}.npz")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out = {str(out)!r} is invalid: the file exists; choose another --out or pass --overwrite")
     run = _load(args)
     rows = export_actors(run, args.seed, out)
-    print(f"seed {args.seed} at iteration {run.step} -> {out}")
+    print(f"seed {args.seed} at iteration {run.step_of(args.seed)} -> {out}")
     print(f"{'agent':>6} {'dense bytes':>12} {'sparse bytes':>13} {'ratio':>7} {'dense MACs':>11} {'sparse MACs':>12}")
     for r in rows:
         print(
@@ -238,14 +259,14 @@ def cmd_inspect(args) -> int:
     keys = jax.random.split(jax.random.fold_in(jax.random.key(args.stream), 0), args.episodes)
     out = Path(args.out or args.run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{args.run_dir} at iteration {run.step}: greedy actors on {args.episodes} fresh episodes per seed (stream {args.stream})")
+    print(f"{args.run_dir} at {_where(run)}: greedy actors on {args.episodes} fresh episodes per seed (stream {args.stream})")
     for seed in seeds:
         trace = jax.device_get(play(run.seed_state(seed), keys))
         print(f"seed {seed}: {behaviour.describe(behaviour.structure(trace, config.env.num_actions, args.skip), args.skip)}")
         figure = out / f"episode_seed{seed}.png"
         first = jax.tree.map(lambda x: x[0], trace)
         behaviour.episode_figure(figure, first, behaviour.episode_snr(keys[0], config.env), config.env,
-                                 f"{registry.describe_run(config)}, seed {seed}, iteration {run.step}")
+                                 f"{registry.describe_run(config)}, seed {seed}, iteration {run.step_of(seed)}")
         print(f"  one episode, slot by slot: {figure}")
     return 0
 
@@ -353,7 +374,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     def restoring(p):
         p.add_argument("run_dir", help="run directory")
-        p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+        p.add_argument("--step", type=step_arg, help="checkpoint step (default: the latest), or best: each seed at its "
+                       "saved step with the best in-training evaluation (keep checkpoints: train.keep_checkpoints)")
         p.add_argument("--fallback", action="store_true", help="if the checkpoint is broken, use the newest readable one")
 
     train = add("train", "train and write a run directory")

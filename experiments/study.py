@@ -26,13 +26,10 @@ and the record names each part's commit and seeds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dsa_jax import presets
@@ -41,7 +38,7 @@ from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import CheckpointStore
 from dsa_jax.training import driver
-from dsa_jax.training.reload import evaluate_run, load_run
+from dsa_jax.training.reload import evaluate_run, load_best, load_run
 
 RESAMPLES = 2000
 
@@ -90,35 +87,12 @@ def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def best_steps(run) -> list[int]:
-    """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
-    eval_episodes`` episodes) had the highest genie fraction, among those whose deployed actors
-    are as sparse as the last step's: early stopping on the run's own evaluation stream, so the
-    fresh episodes of stream 1 still judge it without bias. ``run``: the loaded final step."""
-    store = CheckpointStore(run.run_dir)
-    try:
-        saved = set(store.steps())
-    finally:
-        store.close()
-    fractions = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
-    iterations = np.asarray(run.metrics.eval_iteration)  # [S, E]
-    # a pruned run deploys only steps as sparse as its last one (not those before the window ends)
-    sparsity = np.asarray(run.metrics.eval.sparsity_deployed).min(axis=-1)  # [S, E]
-    candidates = np.isin(iterations, sorted(saved)) & (sparsity >= sparsity[:, -1:] - 1e-6)
-    return [int(iterations[s][np.argmax(np.where(candidates[s], fractions[s], -np.inf))]) for s in range(len(fractions))]
-
-
 def evaluate_row(run_dir: Path, episodes: int, select: str = "last") -> dict:
     """Each seed's deployed actors on ``episodes`` fresh episodes (stream 1): those of the last
-    step, or with ``select="best"`` those of each seed's ``best_steps``, gathered into one state
-    and evaluated in one call (each seed's evaluation depends only on its own state)."""
-    run = load_run(run_dir)
-    steps = [run.step] * run.config.train.seeds
-    if select == "best":
-        steps = best_steps(run)
-        loaded = {step: run if step == run.step else load_run(run_dir, step=step) for step in set(steps)}
-        per_seed = [loaded[step].seed_state(seed) for seed, step in enumerate(steps)]
-        run = dataclasses.replace(run, state=jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed))
+    step, or with ``select="best"`` those of each seed's best evaluated step (``reload.load_best``),
+    evaluated in one call."""
+    run = load_best(run_dir) if select == "best" else load_run(run_dir)
+    steps = [run.step_of(seed) for seed in range(run.config.train.seeds)]
     _, table = evaluate_run(run, episodes, stream=1)
     fractions = np.asarray(table["genie_fraction"], np.float64)
     low, high = mean_interval(fractions)

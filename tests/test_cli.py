@@ -467,6 +467,33 @@ def test_cli_export_writes_the_deployed_actors(quick_run, tmp_path, capsys):
     assert "seed = 7" in capsys.readouterr().err
 
 
+def test_cli_evaluate_and_export_each_seed_at_its_best_evaluated_step(quick_run, tmp_path, capsys):
+    import json
+
+    from dsa_jax import cli
+
+    out, metrics = quick_run.out, quick_run.result.metrics
+    fractions, iterations = np.asarray(metrics.eval.outcome.genie_fraction), np.asarray(metrics.eval_iteration)
+    saved = [40, 50, 60]  # the 3 checkpoints kept, all pruned to the targets already
+    best = [saved[int(np.argmax([fractions[s][iterations[s] == t][0] for t in saved]))] for s in range(QUICK_RUN.train.seeds)]
+    report_path = tmp_path / "best.json"
+    assert cli.main(["evaluate", str(out), "--step", "best", "--json", str(report_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{out} at each seed's best evaluated step ({', '.join(map(str, best))})")
+    report = json.loads(report_path.read_text())
+    assert report["step_per_seed"] == best
+    # stream 0 replays the in-training evaluation of each seed's chosen step
+    chosen = [np.asarray(metrics.eval.outcome.eval_return)[s][iterations[s] == best[s]][0] for s in range(len(best))]
+    np.testing.assert_allclose(report["per_seed"]["eval_return"], chosen, rtol=1e-5)
+    path = tmp_path / "actor.npz"
+    assert cli.main(["export", str(out), "--step", "best", "--seed", "1", "--out", str(path)]) == 0
+    assert f"seed 1 at iteration {best[1]} ->" in capsys.readouterr().out
+    params = deployed_actor_params(load_run(out, step=best[1]), seed=1)
+    dense = SparseActor.load(path, 0).matrices["lstm2/recurrent_kernel"].to_dense()
+    np.testing.assert_array_equal(dense, params["params"]["lstm2"]["recurrent_kernel"][0])
+    assert cli.main(["evaluate", str(out), "--step", "best", "--fallback"]) == 2
+    assert "--fallback is invalid with --step best" in capsys.readouterr().err
+
+
 def test_cli_bench_env(tmp_path, capsys):
     import json
 

@@ -48,7 +48,7 @@ def export_actors(run: LoadedRun, seed: int, path: str | Path) -> list[dict]:
         "num_actions": run.config.env.num_actions,
         "hidden_size": run.config.ppo.actor_hidden_size or run.config.ppo.hidden_size,
         "seed": seed,
-        "step": run.step,
+        "step": run.step_of(seed),
         "run_dir": str(run.run_dir),
     }
     path = Path(path)

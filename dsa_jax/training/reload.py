@@ -1,6 +1,7 @@
 """Reload a run from its directory alone, and evaluate its policies again.
 
 ``load_run(DIR)`` gives notebooks the config, the metrics and the restored state of every seed;
+``load_best(DIR)`` gives each seed at its best evaluated saved step (early stopping);
 ``evaluate_run`` plays the saved policies on fresh episodes, optionally under changed
 environment settings (robustness checks).
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dsa_jax.algorithms.evaluation import EvalMetrics
@@ -23,13 +25,20 @@ from dsa_jax.store.checkpoint import CheckpointStore, abstract_state
 
 @dataclass
 class LoadedRun:
-    """A run restored from ``run_dir`` at ``step``; state and metrics have a leading seed axis."""
+    """A run restored from ``run_dir`` at ``step``; state and metrics have a leading seed axis.
+    ``seed_steps``: each seed's own step when its state comes from another checkpoint than
+    ``step`` (``load_best``; the metrics are still ``step``'s whole history), else None."""
 
     run_dir: Path
     step: int
     config: Config
     metrics: Metrics
     state: RunState
+    seed_steps: tuple[int, ...] | None = None
+
+    def step_of(self, seed: int) -> int:
+        """The checkpoint step that seed ``seed``'s state comes from."""
+        return self.step if self.seed_steps is None else self.seed_steps[seed]
 
     def seed_state(self, seed: int) -> RunState:
         """The state of one seed (no leading axis)."""
@@ -47,6 +56,37 @@ def load_run(run_dir: str | Path, step: int | None = None, fallback: bool = Fals
     finally:
         store.close()
     return LoadedRun(Path(run_dir), checkpoint.step, checkpoint.config, checkpoint.metrics, checkpoint.state)
+
+
+def best_steps(run: LoadedRun) -> list[int]:
+    """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
+    eval_episodes`` episodes) had the highest genie fraction, among those whose deployed actors
+    are as sparse as the last step's: early stopping on the run's own evaluation stream, so
+    fresh episodes (``evaluate_run(..., stream=1)``) still judge it without bias. Keep every
+    checkpoint (``train.keep_checkpoints``) to choose among all evaluated steps."""
+    store = CheckpointStore(run.run_dir)
+    try:
+        saved = set(store.steps())
+    finally:
+        store.close()
+    fractions = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
+    iterations = np.asarray(run.metrics.eval_iteration)  # [S, E]
+    # a pruned run deploys only steps as sparse as its last one (not those before the window ends)
+    sparsity = np.asarray(run.metrics.eval.sparsity_deployed).min(axis=-1)  # [S, E]
+    candidates = np.isin(iterations, sorted(saved)) & (sparsity >= sparsity[:, -1:] - 1e-6)
+    return [int(iterations[s][np.argmax(np.where(candidates[s], fractions[s], -np.inf))]) for s in range(len(fractions))]
+
+
+def load_best(run_dir: str | Path) -> LoadedRun:
+    """The run with each seed's state taken from its ``best_steps`` checkpoint (each seed's
+    policy depends only on its own state, so the gathered state evaluates, inspects and exports
+    like any other); ``step`` and the metrics are the latest checkpoint's."""
+    run = load_run(run_dir)
+    steps = best_steps(run)
+    loaded = {step: run if step == run.step else load_run(run_dir, step) for step in set(steps)}
+    per_seed = [loaded[step].seed_state(seed) for seed, step in enumerate(steps)]
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed)
+    return dataclasses.replace(run, state=state, seed_steps=tuple(steps))
 
 
 def evaluation_config(config: Config, episodes: int | None, overrides: list[str]) -> Config:
