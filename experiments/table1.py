@@ -420,11 +420,12 @@ def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, .
 def harmonic_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...]) -> None:
     for target in targets:
         chosen = [r for r in rows if r.name.startswith(f"harmonic {target:g} ")]
-        grid = np.array([r.final_return.mean() for r in chosen]).reshape(len(HARMONIC_AMPLITUDES), len(HARMONIC_PERIOD_FRACS))
+        shape = len(HARMONIC_AMPLITUDES), len(HARMONIC_PERIOD_FRACS)
+        grid = np.array([r.final_genie_fraction.mean() for r in chosen]).reshape(shape)
         plots.heatmap(
             out / f"harmonic_sensitivity_{setup}_{target:g}.png", grid, [f"{a:g}" for a in HARMONIC_AMPLITUDES],
             [f"{p:g}" for p in HARMONIC_PERIOD_FRACS], "amplitude A", "period P (fraction of the pruning window)",
-            f"setup {setup.upper()}: harmonic {target:g}, mean final reward",
+            f"setup {setup.upper()}: harmonic {target:g}, genie fraction (mean over seeds)", cell="{:.3f}",
         )
 
 

@@ -116,8 +116,11 @@ def against_target(
     fig.savefig(path, dpi=120)
 
 
-def heatmap(path: Path, values: np.ndarray, rows: list[str], columns: list[str], row_label: str, column_label: str, title: str):
-    """A 2-D grid of values ``[R, C]`` with each cell's number written in it."""
+def heatmap(
+    path: Path, values: np.ndarray, rows: list[str], columns: list[str], row_label: str, column_label: str, title: str,
+    cell: str = "{:.0f}",
+):
+    """A 2-D grid of values ``[R, C]`` with each cell's number written in it (format ``cell``)."""
     fig, ax = _axes()
     image = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(np.arange(len(columns)), columns)
@@ -125,7 +128,7 @@ def heatmap(path: Path, values: np.ndarray, rows: list[str], columns: list[str],
     ax.set_xlabel(column_label)
     ax.set_ylabel(row_label)
     for (r, c), value in np.ndenumerate(values):
-        ax.text(c, r, f"{value:.0f}", ha="center", va="center", color="w", fontsize="small")
+        ax.text(c, r, cell.format(value), ha="center", va="center", color="w", fontsize="small")
     fig.colorbar(image, ax=ax)
     ax.set_title(title)
     fig.tight_layout()
