@@ -405,8 +405,9 @@ def figures(out: Path, setup: str, rows: list[Row], levels: dict[str, float]) ->
         plots.sparsity_curve(out / "fig1_sparsity.png", np.arange(len(next(iter(pruned.values())))), pruned)
 
 
-def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...]) -> None:
-    """Genie fraction against target sparsity per scheduler: mean and 95 % band over seeds."""
+def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...], levels: dict[str, float]) -> None:
+    """Genie fraction against target sparsity per scheduler: mean and 95 % band over seeds, with
+    the static policy's level (what the all-pruned control reaches)."""
     lines = {}
     for name in LIMIT_SCHEDULERS:
         by_name = {r.name: r for r in rows}
@@ -414,7 +415,8 @@ def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, .
         lines[name] = stats.mean_band(fractions)
     seeds = len(rows[0].final_genie_fraction)
     title = f"setup {setup.upper()}: genie fraction against target sparsity ({stats.band_label(seeds)}, {seeds} seeds)"
-    plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(targets), lines, "genie fraction", title)
+    static = {"static policy": levels["static policy (closed form)"] / levels["genie"]}
+    plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(targets), lines, "genie fraction", title, static)
 
 
 def harmonic_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, ...]) -> None:
@@ -489,7 +491,7 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     if args.study == "table":
         figures(out, setup, rows, levels)
     elif args.study == "limit":
-        limit_figure(out, setup, rows, study_targets(args))
+        limit_figure(out, setup, rows, study_targets(args), levels)
     else:
         harmonic_figure(out, setup, rows, study_targets(args))
     print((out / f"{stem}.md").read_text(), flush=True)

@@ -100,13 +100,16 @@ def method_curves(
 
 
 def against_target(
-    path: Path, targets: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ylabel: str, title: str
+    path: Path, targets: np.ndarray, lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ylabel: str, title: str,
+    levels: dict[str, float] | None = None,
 ):
     """One line per scheduler against target sparsity: (mean, low, high) ``[T]`` each, the band
-    drawn as error bars."""
+    drawn as error bars; ``levels`` as dashed horizontal lines (e.g. the static policy's)."""
     fig, ax = _axes()
     for label, (mean, low, high) in lines.items():
         ax.errorbar(np.arange(len(targets)), mean, yerr=[mean - low, high - mean], label=label, marker="o", capsize=3)
+    for (label, value), color in zip((levels or {}).items(), ("0.4", "0.7"), strict=False):
+        ax.axhline(value, color=color, linestyle="--", label=label)
     ax.set_xticks(np.arange(len(targets)), [f"{t:g}" for t in targets])
     ax.set_xlabel("target sparsity")
     ax.set_ylabel(ylabel)
