@@ -466,13 +466,18 @@ def run_setup(args, setup: str, groups: list[Group], reuse: dict[str, str], out:
     rows, walls, start = [], {}, time.perf_counter()
     for group in groups:
         todo = {name: f for name, f in group.rows.items() if name not in reuse}
-        for name in set(group.rows) - set(todo):
+        if todo and args.reused_only:
+            print(f"setup {setup}: left out (not among --reuse): {', '.join(todo)}", flush=True)
+            todo = {}
+        for name in [n for n in group.rows if n in reuse]:
             expected = row_config(setup, group, group.rows[name], args.seeds, args.iterations, tuple(args.set))
             rows.append(reused_row(name, reuse[name], expected, args.episodes))
         if todo:
             trained, walls[group.key] = train_group(setup, dataclasses.replace(group, rows=todo), args)
             rows.extend(trained)
             print(f"setup {setup}: {group.key} trained in {walls[group.key]:.0f} s", flush=True)
+    if not rows:
+        raise ValueError("--reused-only is invalid without a --reuse row of the chosen groups: nothing to assemble")
     order = [name for g in groups for name in g.rows]
     rows.sort(key=lambda r: order.index(r.name))
     levels = levels_of(rows[0].config, rows)
@@ -526,6 +531,8 @@ def main(argv=None) -> None:
                         help=f"the study's target sparsities (limit: {LIMIT_TARGETS}; harmonic: {HARMONIC_TARGETS})")
     parser.add_argument("--groups", nargs="+", help=f"table groups to run (default all: {' '.join(g.key for g in TABLE_GROUPS)})")
     parser.add_argument("--reuse", action="append", default=[], help="ROW=RUN_DIR: take a row from a saved run")
+    parser.add_argument("--reused-only", action="store_true",
+                        help="train nothing: assemble only the --reuse rows (a table whose rows are still training)")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every row (after its learner)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--quiet", action="store_true")
