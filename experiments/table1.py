@@ -509,9 +509,11 @@ def study_targets(args) -> tuple[float, ...]:
 
 
 def parse_reuse(items: list[str]) -> dict[str, str]:
+    """``ROW=RUN_DIR`` items by row; split at the last ``=``, since row names hold some
+    ("polynomial (e=3) 0.95", "harmonic 0.95 A=0.1 P=0.25w")."""
     reuse = {}
     for item in items:
-        name, sep, run_dir = item.partition("=")
+        name, sep, run_dir = item.rpartition("=")
         if not sep:
             raise ValueError(f"--reuse {item!r} is invalid: use ROW=RUN_DIR")
         reuse[name.strip()] = run_dir.strip()

@@ -158,6 +158,8 @@ def test_table1_refuses_an_unknown_reused_row_before_training(tmp_path):
         table1.main(["--setup", "a", "--reuse", "Nope=/x", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--reuse 'Nope' is invalid: use ROW=RUN_DIR"):
         table1.main(["--setup", "a", "--reuse", "Nope", "--out", str(tmp_path)])
+    assert table1.parse_reuse(["polynomial (e=3) 0.95=runs/x", "harmonic 0.95 A=0.1 P=0.25w = y"]) == {
+        "polynomial (e=3) 0.95": "runs/x", "harmonic 0.95 A=0.1 P=0.25w": "y"}
     with pytest.raises(SystemExit, match="--reused-only is invalid without a --reuse row"):
         table1.main(["--setup", "a", "--groups", "ppo", "--reused-only", "--out", str(tmp_path)])
 
