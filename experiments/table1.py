@@ -414,7 +414,7 @@ def limit_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float, .
         fractions = np.stack([by_name[f"{name} {t:g}"].final_genie_fraction for t in targets], axis=1)  # [S, T]
         lines[name] = stats.mean_band(fractions)
     seeds = len(rows[0].final_genie_fraction)
-    title = f"setup {setup.upper()}: genie fraction against target sparsity ({stats.band_label(seeds)}, {seeds} seeds)"
+    title = f"setup {setup.upper()}: genie fraction against target sparsity\n{stats.band_label(seeds)}, {seeds} seeds"
     static = {"static policy": levels["static policy (closed form)"] / levels["genie"]}
     plots.against_target(out / f"sparsity_limit_{setup}.png", np.array(targets), lines, "genie fraction", title, static)
 

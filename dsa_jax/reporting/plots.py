@@ -106,8 +106,9 @@ def against_target(
     """One line per scheduler against target sparsity: (mean, low, high) ``[T]`` each, the band
     drawn as error bars; ``levels`` as dashed horizontal lines (e.g. the static policy's)."""
     fig, ax = _axes()
-    for label, (mean, low, high) in lines.items():
-        ax.errorbar(np.arange(len(targets)), mean, yerr=[mean - low, high - mean], label=label, marker="o", capsize=3)
+    for i, (label, (mean, low, high)) in enumerate(lines.items()):
+        shift = 0.06 * (i - (len(lines) - 1) / 2)  # side by side, so that the bands do not hide each other
+        ax.errorbar(np.arange(len(targets)) + shift, mean, yerr=[mean - low, high - mean], label=label, marker="o", capsize=3)
     for (label, value), color in zip((levels or {}).items(), ("0.4", "0.7"), strict=False):
         ax.axhline(value, color=color, linestyle="--", label=label)
     ax.set_xticks(np.arange(len(targets)), [f"{t:g}" for t in targets])
