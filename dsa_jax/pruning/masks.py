@@ -76,28 +76,35 @@ def erk_sparsities(shapes: list[tuple[int, int]], sparsity: jax.Array) -> jax.Ar
     return jnp.where(sparsity >= 1.0, 1.0, 1.0 - density)
 
 
+def _masks_by_scope(trees: list, sparsity: jax.Array, scope: str, keep):
+    """Masks (float32, the tree of ``trees[0]``; ones on biases) chosen group by group: all the
+    agent's kernels together (``global``), or each kernel alone at ``sparsity`` (``layerwise``)
+    or at its ERK sparsity (``erk``). ``keep(flats, s)`` gets the group's kernels flattened,
+    one ``[P]`` array per tree of ``trees``, and its sparsity, and returns a keep-mask ``[P]``."""
+    prunable, treedef, with_paths = _prunable_leaves(trees[0])
+    leaves = [[leaf for _, leaf in with_paths]] + [jax.tree.leaves(tree) for tree in trees[1:]]
+    masks = [jnp.ones_like(leaf) for leaf in leaves[0]]
+    indices = [index for index, _ in prunable]
+    if scope == "global":
+        groups = [(indices, sparsity)]
+    else:
+        per_kernel = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity) if scope == "erk" else None
+        groups = [([index], sparsity if per_kernel is None else per_kernel[k]) for k, index in enumerate(indices)]
+    for group, group_sparsity in groups:
+        kept = keep([jnp.concatenate([tree[i].ravel() for i in group]) for tree in leaves], group_sparsity)
+        offset = 0
+        for i in group:
+            masks[i] = kept[offset : offset + leaves[0][i].size].reshape(leaves[0][i].shape).astype(leaves[0][i].dtype)
+            offset += leaves[0][i].size
+    return jax.tree_util.tree_unflatten(treedef, masks)
+
+
 def score_masks(scores, sparsity: jax.Array, scope: str = "global"):
     """Masks (float32, same tree as one agent's ``scores``; ones on biases) that remove the
     lowest-scoring kernel weights at ``sparsity``, allocated by ``scope``: one ranking over all
     the agent's kernels (``global``), one per kernel at the same sparsity (``layerwise``), or
     one per kernel at its ERK sparsity (``erk``)."""
-    prunable, treedef, leaves = _prunable_leaves(scores)
-    masks = [jnp.ones_like(leaf) for _, leaf in leaves]
-    if scope == "erk":
-        layer_sparsity = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity)
-        for (index, leaf), s in zip(prunable, layer_sparsity, strict=True):
-            masks[index] = keep_largest(leaf.ravel(), s).reshape(leaf.shape).astype(leaf.dtype)
-    elif scope == "global":
-        flat = jnp.concatenate([leaf.ravel() for _, leaf in prunable])
-        keep = keep_largest(flat, sparsity)
-        offset = 0
-        for index, leaf in prunable:
-            masks[index] = keep[offset : offset + leaf.size].reshape(leaf.shape).astype(leaf.dtype)
-            offset += leaf.size
-    else:
-        for index, leaf in prunable:
-            masks[index] = keep_largest(leaf.ravel(), sparsity).reshape(leaf.shape).astype(leaf.dtype)
-    return jax.tree_util.tree_unflatten(treedef, masks)
+    return _masks_by_scope([scores], sparsity, scope, lambda flats, s: keep_largest(flats[0], s))
 
 
 def regrow_masks(params, masks, gradients, sparsity: jax.Array, fraction: jax.Array, scope: str = "global"):
@@ -105,25 +112,12 @@ def regrow_masks(params, masks, gradients, sparsity: jax.Array, fraction: jax.Ar
     the current masks, ``gradients`` the loss gradient at the live weights, all the same tree.
     ``global`` moves weights anywhere among the kernels; ``layerwise`` and ``erk`` keep each
     kernel's own sparsity (its allocation at ``sparsity``) and move weights within it."""
-    prunable, treedef, with_paths = _prunable_leaves(params)
-    leaves, mask_leaves, grad_leaves = [leaf for _, leaf in with_paths], jax.tree.leaves(masks), jax.tree.leaves(gradients)
-    new = [jnp.ones_like(leaf) for leaf in leaves]
 
-    def step(indices, layer_sparsity):
-        flat = [jnp.concatenate([x[i].ravel() for i in indices]) for x in (leaves, mask_leaves, grad_leaves)]
-        keep = drop_and_grow(jnp.abs(flat[0]), flat[1] > 0, flat[2], layer_sparsity, fraction)
-        offset = 0
-        for i in indices:
-            new[i] = keep[offset : offset + leaves[i].size].reshape(leaves[i].shape).astype(leaves[i].dtype)
-            offset += leaves[i].size
+    def keep(flats, s):
+        weights, current, gradient = flats
+        return drop_and_grow(jnp.abs(weights), current > 0, gradient, s, fraction)
 
-    if scope == "global":
-        step([i for i, _ in prunable], sparsity)
-    else:
-        layer_sparsity = erk_sparsities([leaf.shape for _, leaf in prunable], sparsity) if scope == "erk" else None
-        for k, (i, _) in enumerate(prunable):
-            step([i], sparsity if layer_sparsity is None else layer_sparsity[k])
-    return jax.tree_util.tree_unflatten(treedef, new)
+    return _masks_by_scope([params, masks, gradients], sparsity, scope, keep)
 
 
 def magnitude_masks(params, sparsity: jax.Array, scope: str = "global"):

@@ -5,7 +5,7 @@ A learner asks a sparsifier, in this order: ``init`` for the starting masks; ``f
 the weights that play and that the loss differentiates, with ``forward_masks`` for the update's
 own forward pass; ``frozen`` for the entries the optimiser must not move; ``after_update`` once
 per iteration, with a function that gives the loss gradient at given live weights (only
-regrowth calls it, so only regrowth pays for it); ``scheduled`` for s(t); and ``deploy`` for the
+regrowth calls it, so the other modes compile no extra backward pass); ``scheduled`` for s(t); and ``deploy`` for the
 actors as shipped. Every mode
 branch of gradual pruning lives in ``GradualMagnitude``; pruning at initialisation is another
 sparsifier (``algorithms.ppo.pai``).
