@@ -46,6 +46,19 @@ def run_mesh(config: Config, num_runs: int) -> Mesh:
     return Mesh(np.asarray(devices[:count]), (RUN_AXIS,))
 
 
+def placement(config: Config, num_runs: int) -> dict:
+    """Where ``num_runs`` runs of ``config`` train: the platform, the mesh's device count, the
+    runs vmapped at a time (``"all"``: every run of a device) and the devices visible. Per-run
+    numbers depend on it by float rounding (docs/guide.md), so a run directory records it."""
+    batch = vmap_width(config)
+    return {
+        "platform": jax.default_backend(),
+        "devices": run_mesh(config, num_runs).size,
+        "run_batch": "all" if batch is None else batch,
+        "visible_devices": jax.device_count(),
+    }
+
+
 def vmap_width(config: Config) -> int | None:
     """Runs a device vmaps at once: ``train.run_batch``, or by default 1 on CPU and all on
     accelerators. On CPU, XLA runs the small LSTM ops of one program on one core, and vmapping

@@ -39,9 +39,10 @@ SWEEP_FILES = ("sweep.csv", "sweep.md", "sweep.json", "sweep.png")
 PROVENANCE = "written_by"
 
 
-def provenance() -> dict:
+def provenance(placement: dict | None = None) -> dict:
     """Package, JAX and Python versions, the git commit of the package's checkout (None outside
-    one), and the time, for ``config.json``."""
+    one), the time and, when given, the runs' ``placement`` (``sharding.placement``), for
+    ``config.json``."""
     import datetime
     import platform
     import subprocess
@@ -61,6 +62,7 @@ def provenance() -> dict:
         "python": platform.python_version(),
         "git_commit": git,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **({} if placement is None else {"placement": placement}),
     }
 
 
@@ -69,8 +71,8 @@ def written_by(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get(PROVENANCE, {})
 
 
-def write_config(run_dir: Path, config: Config) -> None:
-    data = {**config.to_dict(), PROVENANCE: provenance()}
+def write_config(run_dir: Path, config: Config, placement: dict | None = None) -> None:
+    data = {**config.to_dict(), PROVENANCE: provenance(placement)}
     (Path(run_dir) / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
@@ -145,8 +147,9 @@ def describe(diffs: dict) -> str:
     return ", ".join(f"{path}: {old!r} -> {new!r}" for path, (old, new) in diffs.items())
 
 
-def prepare_fresh(run_dir: Path, config: Config, overwrite: bool) -> None:
+def prepare_fresh(run_dir: Path, config: Config, overwrite: bool, placement: dict | None = None) -> None:
     """Make ``run_dir`` ready for a new run; refuse to replace an existing run unless ``overwrite``.
+    ``config.json`` records ``placement`` (where the runs train) with the provenance.
 
     A directory that holds only this run's ``config.json`` (stopped before its first
     checkpoint) has nothing to lose and is started again without ``overwrite``.
@@ -176,7 +179,7 @@ def prepare_fresh(run_dir: Path, config: Config, overwrite: bool) -> None:
     for path in [run_dir / name for name in existing] + products:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, config)
+    write_config(run_dir, config, placement)
 
 
 def log_exploits(run_dir: Path, exploits: list) -> None:

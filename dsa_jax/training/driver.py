@@ -291,14 +291,15 @@ def run(
     """
     run_dir = Path(out_dir)
     main_process = jax.process_index() == 0  # multi-host: one process writes the files
-    checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config, config.train.seeds)) if resume else None
+    placement = sharding.placement(config, config.train.seeds)
+    checkpoint = resume_point(run_dir, config, fallback, sharding.run_mesh(config, config.train.seeds), placement) if resume else None
     log = None
     if tensorboard is not None and main_process:  # before anything is written: a missing extra changes nothing
         from dsa_jax.reporting.tensorboard import TensorBoardLog
 
         log = TensorBoardLog(tensorboard, config.train.seeds, checkpoint.step if checkpoint else None)
     if not resume and main_process:
-        rundir.prepare_fresh(run_dir, config, overwrite)
+        rundir.prepare_fresh(run_dir, config, overwrite, placement)
     writer = RunWriter(run_dir, config)
 
     latest: list[RunResult] = []
@@ -353,8 +354,11 @@ class RunWriter:
         self.store.close()
 
 
-def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Checkpoint:
-    """The checkpoint to resume from; refuses a config that does not match it."""
+def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None, placement: dict | None = None) -> Checkpoint:
+    """The checkpoint to resume from; refuses a config that does not match it. Says so when the
+    run trained on another device count or run batch (``placement``): the numbers then differ
+    from an uninterrupted run's by float rounding."""
+    before = rundir.written_by(run_dir).get("placement") if (run_dir / rundir.CONFIG_FILE).is_file() else None
     store = CheckpointStore(run_dir)
     try:
         checkpoint = store.restore(make_program, fallback=fallback, mesh=mesh)
@@ -382,5 +386,9 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None) -> Ch
                   f"{run_dir / BROKEN}")
     finally:
         store.close()
-    rundir.write_config(run_dir, config)
+    moved = {k: (before[k], placement[k]) for k in ("devices", "run_batch") if before and placement and before.get(k) != placement[k]}
+    if moved:
+        print(f"dsa-jax: {run_dir} trained with {rundir.describe(moved)} (before -> now): its numbers will differ from an "
+              f"uninterrupted run's by float rounding (--set train.devices=... and train.run_batch=... keep them)")
+    rundir.write_config(run_dir, config, placement)
     return checkpoint

@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from dsa_jax import sharding
 from dsa_jax.algorithms import registry
 from dsa_jax.config import Config, apply_overrides, split_list
 from dsa_jax.reporting import compare, plots, stats
@@ -88,8 +89,9 @@ def run_sweep(
     taken = [name for name in rundir.SWEEP_FILES if (out / name).exists()]
     if taken and not overwrite:
         raise ValueError(f"output directory {out} already holds a sweep ({', '.join(taken)}); choose another --out or pass --overwrite")
+    placement = sharding.placement(config, len(points) * config.train.seeds)  # one program for every point
     for index, point in enumerate(points):
-        rundir.prepare_fresh(point_dir(out, index), point.config, overwrite)
+        rundir.prepare_fresh(point_dir(out, index), point.config, overwrite, placement)
     writers = [driver.RunWriter(point_dir(out, i), p.config) for i, p in enumerate(points)]
     seeds = config.train.seeds
 

@@ -74,7 +74,15 @@ def test_two_devices_give_the_same_metrics_as_one(two_device_run, one_device_run
         assert_metrics_match(got, want)
 
 
-def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_run, tmp_path):
+def test_run_directory_records_where_its_runs_trained(two_device_run, one_device_run):
+    out, _ = two_device_run
+    want = {"platform": "cpu", "devices": 2, "run_batch": 1, "visible_devices": jax.device_count()}
+    assert driver.rundir.written_by(out)["placement"] == want
+    assert sharding.placement(ONE_DEVICE, 8) == {**want, "devices": 1, "run_batch": 3}
+    assert sharding.placement(CONFIG, 1)["devices"] == 1  # one run alone: another program than seed 1 of 8
+
+
+def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_run, tmp_path, capsys):
     out, _ = two_device_run
     loaded = load_run(out)
     assert loaded.step == 20 and np.asarray(loaded.state.iteration).shape == (8,)
@@ -86,6 +94,10 @@ def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_
     assert CheckpointStore(copy).steps() == [10]
     resumed = driver.run(ONE_DEVICE, copy, progress=False, resume=True)
     assert len(resumed.state.iteration.sharding.device_set) == 1
+    # the resume says the numbers move by float rounding, and the run now records its new placement
+    said = capsys.readouterr().out
+    assert "devices: 2 -> 1, run_batch: 1 -> 3" in said and "float rounding" in said
+    assert driver.rundir.written_by(copy)["placement"]["devices"] == 1
     with np.load(out / "metrics.npz") as want:
         np.savez(tmp_path / "resumed.npz", **driver.rundir.flat_arrays(resumed.metrics))
         with np.load(tmp_path / "resumed.npz") as got:

@@ -39,6 +39,8 @@ def test_grid_points_are_the_row_major_product(swept):
     for index, point in enumerate(points):
         saved = json.loads((out / f"p{index:03d}" / "config.json").read_text())
         assert saved["ppo"]["lr_actor"] == point.config.ppo.lr_actor
+        # every point records the one program's placement: 4 points x 2 seeds over the devices
+        assert saved["written_by"]["placement"]["devices"] == min(8, jax.device_count())
     with open(out / "sweep.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["point"] for r in rows] == ["p000", "p001", "p002", "p003"]
