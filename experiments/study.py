@@ -12,6 +12,10 @@ With ``--select best`` each seed deploys instead its saved step whose in-trainin
 scored best (early stopping on the run's own evaluation stream; keep every checkpoint with
 ``train.keep_checkpoints``), still judged on the fresh episodes of stream 1.
 
+With ``--group P`` (and always for a ``train.pbt`` row, by its populations) consecutive groups of
+P seeds are also scored as samples: each group ships the run whose in-training evaluation is
+best, so a PBT population and P independent seeds compare at the same compute.
+
 ``OUT/study.json`` records, per row, the commit, the full config, the per-seed genie fractions,
 their mean and bootstrap interval, and, with ``--reference``, the *retained* ratio of the row's
 mean over the reference row's with a paired bootstrap interval over seeds.
@@ -87,18 +91,48 @@ def ratio_interval(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def evaluate_row(run_dir: Path, episodes: int, select: str = "last") -> dict:
+def group_summary(fractions: np.ndarray, scores: np.ndarray, size: int) -> dict:
+    """Consecutive groups of ``size`` runs as the samples: a PBT population (whose members are
+    not independent), or as many independent seeds, its equal in compute. Per group: the mean and
+    worst of the fresh-episode genie fractions ``fractions`` ``[S]``, and the run the group would
+    ship, the one whose in-training evaluation ``scores`` ``[S]`` is best (ties: the first)."""
+    if size < 1 or fractions.size % size:
+        raise SystemExit(f"--group {size} is invalid: it must divide the row's {fractions.size} runs")
+    by_group, scores = fractions.reshape(-1, size), scores.reshape(-1, size)
+    chosen = np.argmax(scores, axis=1)
+    shipped = by_group[np.arange(by_group.shape[0]), chosen]
+    low, high = mean_interval(shipped)
+    return {
+        "group_size": size,
+        "group_mean": [round(float(v), 4) for v in by_group.mean(axis=1)],
+        "group_worst": [round(float(v), 4) for v in by_group.min(axis=1)],
+        "group_shipped_run": [int(g * size + c) for g, c in enumerate(chosen)],
+        "group_shipped": [round(float(v), 4) for v in shipped],
+        "group_shipped_mean": round(float(shipped.mean()), 4),
+        "group_shipped_ci95": [round(low, 4), round(high, 4)],
+    }
+
+
+def evaluate_row(run_dir: Path, episodes: int, select: str = "last", group: int | None = None) -> dict:
     """Each seed's deployed actors on ``episodes`` fresh episodes (stream 1): those of the last
     step, or with ``select="best"`` those of each seed's best evaluated step (``reload.load_best``),
-    evaluated in one call."""
+    evaluated in one call. With ``train.pbt`` (or ``group``), also ``group_summary`` over its
+    populations (groups of ``group`` seeds), scored by each seed's in-training evaluation at its
+    deployed step."""
     run = load_best(run_dir) if select == "best" else load_run(run_dir)
     steps = [run.step_of(seed) for seed in range(run.config.train.seeds)]
     _, table = evaluate_run(run, episodes, stream=1)
     fractions = np.asarray(table["genie_fraction"], np.float64)
     low, high = mean_interval(fractions)
+    size = run.config.train.pbt or group
+    if size:
+        evals = np.asarray(run.metrics.eval.outcome.eval_return)
+        at = [int(np.flatnonzero(np.asarray(run.metrics.eval_iteration)[seed] == step)[0]) for seed, step in enumerate(steps)]
+        scores = evals[np.arange(len(steps)), at]
     return {
         "step": run.step,
         **({"select": "best", "selected_step_per_seed": steps} if select == "best" else {}),
+        **(group_summary(fractions, scores, size) if size else {}),
         "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
         "genie_fraction_mean": round(float(fractions.mean()), 4),
         "genie_fraction_std": round(float(fractions.std()), 4),
@@ -154,6 +188,16 @@ def report(records: dict, reference: str | None, out: Path, title: str) -> str:
             f"{', '.join(f'{v:.3f}' for v in r['genie_fraction_per_seed'])} | {r['sparsity_deployed']:.3f} | "
             f"{r['train_wall_s'] or 'earlier'} | {', '.join(c[:7] for c in r['commit'].split(', '))} |"
         )
+    grouped = [r for r in records.values() if "group_size" in r]
+    if grouped:  # populations (or groups of independent seeds) as the samples
+        lines += ["", "| row | runs per group | shipped run per group (best in-training evaluation): mean [95% CI] | "
+                  "shipped, per group | group mean | group worst |", "|---|---|---|---|---|---|"]
+        for r in grouped:
+            lines.append(
+                f"| {r['row']} | {r['group_size']} | {r['group_shipped_mean']:.3f} [{r['group_shipped_ci95'][0]:.3f}, "
+                f"{r['group_shipped_ci95'][1]:.3f}] | {', '.join(f'{v:.3f}' for v in r['group_shipped'])} | "
+                f"{', '.join(f'{v:.3f}' for v in r['group_mean'])} | {', '.join(f'{v:.3f}' for v in r['group_worst'])} |"
+            )
     table = "\n".join(lines)
     (out / "study.md").write_text(f"# {title}\n\n{table}\n")
     return table
@@ -208,6 +252,10 @@ def main(argv=None) -> None:
     parser.add_argument("--select", choices=("last", "best"), default="last",
                         help="deploy each seed's last step, or its best saved step by the in-training evaluation "
                              "(keep every checkpoint: train.keep_checkpoints)")
+    parser.add_argument("--group", type=int, default=None,
+                        help="also score consecutive groups of this many seeds as samples (each group ships its run with "
+                             "the best in-training evaluation): independent seeds at a PBT population's compute; "
+                             "a train.pbt row always groups by its populations")
     parser.add_argument("--combine", nargs="+", default=None, metavar="STUDY", help="join these studies' seeds into --out")
     args = parser.parse_args(argv)
     if args.combine:
@@ -225,12 +273,15 @@ def main(argv=None) -> None:
     records = json.loads(study_file.read_text()) if study_file.exists() else {}
     for name, overrides in rows.items():
         config = apply_overrides(presets.get(args.preset), overrides + [f"train.seeds={args.seeds}"])
-        if name in records and records[name]["config"] == config.to_dict() and records[name].get("select", "last") == args.select:
+        done = records.get(name, {})
+        if done.get("config") == config.to_dict() and done.get("select", "last") == args.select and (
+            done.get("group_size") == (config.train.pbt or args.group or None)
+        ):
             continue
         wall = train_row(out / name, config) or records.get(name, {}).get("train_wall_s", 0.0)  # re-read: keep its time
         record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
                   "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
-                  **evaluate_row(out / name, args.episodes, args.select)}
+                  **evaluate_row(out / name, args.episodes, args.select, args.group)}
         records[name] = record
         study_file.write_text(json.dumps(records, indent=2))
         print(json.dumps({k: record[k] for k in ("row", "genie_fraction_per_seed", "genie_fraction_mean",

@@ -263,6 +263,15 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
         assert fractions[seed][iterations[seed] == step] == fractions[seed][saved].max()
         fresh = evaluate_run(load_run(run_dir, step=step), 4, stream=1)[1]["genie_fraction"][seed]
         assert best["genie_fraction_per_seed"][seed] == round(float(fresh), 4)
+    # two seeds as one group: it ships the seed whose last in-training evaluation is best
+    dense_dir = tmp_path / "s" / "dense"
+    grouped = study.evaluate_row(dense_dir, 4, "last", group=2)
+    last = np.asarray(load_run(dense_dir).metrics.eval.outcome.eval_return)[:, -1]
+    assert grouped["group_shipped_run"] == [int(np.argmax(last))]
+    assert grouped["group_shipped"] == [grouped["genie_fraction_per_seed"][int(np.argmax(last))]]
+    assert grouped["group_worst"] == [min(grouped["genie_fraction_per_seed"])]
+    record = {"row": "g", "overrides": [], "train_wall_s": 1.0, "commit": "a" * 40, **grouped}
+    assert f"| g | 2 | {grouped['group_shipped_mean']:.3f} [" in study.report({"g": record}, None, tmp_path / "g", "t")
     # a row stopped after its first chunk resumes from it and ends where an unstopped one did
     shutil.rmtree(tmp_path / "s" / "harmonic" / "checkpoints" / "20")
     saved = json.loads((tmp_path / "s" / "study.json").read_text())
@@ -272,7 +281,6 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     again = json.loads((tmp_path / "s" / "study.json").read_text())
     assert again["harmonic"]["genie_fraction_per_seed"] == first["harmonic"]["genie_fraction_per_seed"]
     # Table I takes a study's row as a reused run: its first --seeds seeds, on the table's episodes
-    dense_dir = tmp_path / "s" / "dense"
     config = load_run(dense_dir).config
     # a dense run's pruning window and mode are inert: a table expecting others still takes it
     both = table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["prune.mode=regrow", "prune.end_frac=0.9"]), 4)
@@ -284,6 +292,20 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     assert one.commit == first["dense"]["commit"]
     with pytest.raises(ValueError, match="it has 2 seeds, the table takes 3"):
         table1.reused_row("dense", str(dense_dir), apply_overrides(config, ["train.seeds=3"]), 4)
+
+
+def test_group_summary_by_hand():
+    from experiments import study
+
+    fractions = np.array([0.70, 0.80, 0.75, 0.90, 0.60, 0.85])
+    scores = np.array([5.0, 1.0, 5.0, 2.0, 3.0, 3.0])  # ties: the first of the group ships
+    summary = study.group_summary(fractions, scores, 3)
+    assert summary["group_shipped_run"] == [0, 4]
+    assert summary["group_shipped"] == [0.70, 0.60] and summary["group_shipped_mean"] == 0.65
+    assert summary["group_mean"] == [0.75, 0.7833] and summary["group_worst"] == [0.70, 0.60]
+    assert 0.60 <= summary["group_shipped_ci95"][0] <= summary["group_shipped_ci95"][1] <= 0.70
+    with pytest.raises(SystemExit, match="--group 4 is invalid: it must divide the row's 6 runs"):
+        study.group_summary(fractions, scores, 4)
 
 
 def test_combine_joins_the_seeds_of_studies_that_ran_the_same_rows():
