@@ -13,6 +13,7 @@ from dsa_jax import presets
 from dsa_jax.bench import ENV_BATCHES
 from dsa_jax.config import apply_overrides
 from dsa_jax.training.interrupt import RunInterrupted
+from dsa_jax.training.reload import VALIDATION_STREAM
 from dsa_jax.validation import check_int, check_real
 
 DEFAULT_PRESET = "setup_a"
@@ -72,32 +73,38 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from dsa_jax.training.reload import evaluate_run, load_run
+    from dsa_jax.store import rundir
+    from dsa_jax.training.reload import evaluate_run
 
     check_int("--stream", args.stream, 0, UINT32_MAX)
+    if args.validate is not None and args.stream == VALIDATION_STREAM:
+        raise ValueError(f"--stream = {args.stream} is invalid with --validate: those are the episodes that chose each "
+                         "seed's step; judge it on another stream (1)")
     if args.episodes is not None:
         check_int("--episodes", args.episodes, 1, 1_000_000)
     run = _load(args)
     config, table = evaluate_run(run, args.episodes, args.set or [], stream=args.stream)
     columns = ["eval_return", "eval_return_std", "genie_fraction", "success_rate", "collision_rate", "fairness"]
     changed = f"; environment changed: {' '.join(args.set)}" if args.set else ""
-    print(f"{args.run_dir} at {_where(run)}: {config.train.eval_episodes} episodes per seed, stream {args.stream}{changed}")
+    print(f"{args.run_dir} at {_where(run, args.validate)}: {config.train.eval_episodes} episodes per seed, stream {args.stream}{changed}")
     print(f"{'seed':>6} " + " ".join(f"{c:>15}" for c in columns) + f" {'sparsity':>9}")
     for seed in range(len(table["eval_return"])):
         values = " ".join(f"{table[c][seed]:>15.4f}" for c in columns)
         print(f"{seed:>6} {values} {table['sparsity_deployed'][seed].mean():>9.4f}")
     means = " ".join(f"{table[c].mean():>15.4f}" for c in columns)
     print(f"{'mean':>6} {means} {table['sparsity_deployed'].mean():>9.4f}")
-    out = args.json or f"{args.run_dir}/{evaluation_name(args.step if args.step == 'best' else run.step, args.stream, args.set or [])}"
+    out = args.json or f"{args.run_dir}/{evaluation_name(_step_name(args, run), args.stream, args.set or [])}"
     report = {
         "run_dir": str(args.run_dir),
         "step": run.step,
         "step_per_seed": [run.step_of(seed) for seed in range(len(table["eval_return"]))],
         "stream": args.stream,
+        **({"validate_episodes": args.validate, "validate_stream": VALIDATION_STREAM} if args.validate else {}),
         "overrides": args.set or [],
         "config": config.to_dict(),
         "per_seed": {name: values.tolist() for name, values in table.items()},
         "mean": {name: float(values.mean()) for name, values in table.items()},
+        "written_by": rundir.provenance(),  # the code that evaluated (the run's own is in its config.json)
     }
     with open(out, "w") as handle:
         json.dump(report, handle, indent=2)
@@ -114,6 +121,13 @@ def evaluation_name(step: int | str, stream: int, overrides: list[str]) -> str:
     return f"evaluation_step{step}_stream{stream}{tag}.json"
 
 
+def _step_name(args, run) -> int | str:
+    """The step part of an evaluation's file name: the step, ``best``, or ``bestvalN``."""
+    if args.step != "best":
+        return run.step
+    return "best" if args.validate is None else f"bestval{args.validate}"
+
+
 def step_arg(text: str) -> int | str:
     """``--step``: a checkpoint step, or ``best``."""
     if text == "best":
@@ -124,11 +138,12 @@ def step_arg(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--step = {text!r} is invalid: must be a checkpoint step or 'best'") from None
 
 
-def _where(run) -> str:
+def _where(run, validate: int | None = None) -> str:
     """Which checkpoint(s) a loaded run's seeds come from, for a report's first line."""
     if run.seed_steps is None:
         return f"iteration {run.step}"
-    return f"each seed's best evaluated step ({', '.join(map(str, run.seed_steps))})"
+    which = f"best step on {validate} validation episodes" if validate else "best evaluated step"
+    return f"each seed's {which} ({', '.join(map(str, run.seed_steps))})"
 
 
 def _load(args):
@@ -137,10 +152,14 @@ def _load(args):
     from dsa_jax.store.checkpoint import CheckpointStore
     from dsa_jax.training.reload import load_best, load_run
 
+    if args.validate is not None and args.step != "best":
+        raise ValueError(f"--validate = {args.validate} is invalid without --step best: it chooses each seed's best step")
     if args.step == "best":
         if args.fallback:
             raise ValueError("--fallback is invalid with --step best: it picks among the readable checkpoints itself")
-        return load_best(args.run_dir)
+        if args.validate is not None:
+            check_int("--validate", args.validate, 1, 1_000_000)
+        return load_best(args.run_dir, args.validate)
     if args.step is not None:
         check_int("--step", args.step, 0, 10_000_000)
     run = load_run(args.run_dir, args.step, fallback=args.fallback)
@@ -377,6 +396,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         p.add_argument("--step", type=step_arg, help="checkpoint step (default: the latest), or best: each seed at its "
                        "saved step with the best in-training evaluation (keep checkpoints: train.keep_checkpoints)")
         p.add_argument("--fallback", action="store_true", help="if the checkpoint is broken, use the newest readable one")
+        p.add_argument("--validate", type=int, default=None, metavar="EPISODES",
+                       help="with --step best: choose each seed's step by playing every saved step on this many fresh "
+                            f"episodes of stream {VALIDATION_STREAM} (not the in-training evaluation's 32)")
 
     train = add("train", "train and write a run directory")
     common(train)

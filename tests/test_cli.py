@@ -494,6 +494,33 @@ def test_cli_evaluate_and_export_each_seed_at_its_best_evaluated_step(quick_run,
     assert "--fallback is invalid with --step best" in capsys.readouterr().err
 
 
+def test_cli_step_best_validated_on_fresh_episodes(quick_run, tmp_path, capsys):
+    """``--validate N`` picks each seed's step by playing every saved step on N episodes of the
+    validation stream: the argmax of a by-hand evaluation of each step there."""
+    import json
+
+    from dsa_jax import cli
+    from dsa_jax.training.reload import VALIDATION_STREAM, evaluate_run
+
+    out = quick_run.out
+    saved = [40, 50, 60]
+    scores = np.stack([evaluate_run(load_run(out, step=t), 8, stream=VALIDATION_STREAM)[1]["genie_fraction"] for t in saved])
+    best = [saved[int(i)] for i in np.argmax(scores, axis=0)]
+    report_path = tmp_path / "val.json"
+    assert cli.main(["evaluate", str(out), "--step", "best", "--validate", "8", "--episodes", "8", "--json", str(report_path)]) == 0
+    assert f"best step on 8 validation episodes ({', '.join(map(str, best))})" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert report["step_per_seed"] == best and report["validate_episodes"] == 8
+    assert "git_commit" in report["written_by"]  # the code that evaluated
+    # judged on the stream that chose it, or without --step best: refused in one line
+    assert cli.main(["evaluate", str(out), "--step", "best", "--validate", "8", "--stream", str(VALIDATION_STREAM)]) == 2
+    assert f"--stream = {VALIDATION_STREAM} is invalid with --validate" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(out), "--validate", "8"]) == 2
+    assert "--validate = 8 is invalid without --step best" in capsys.readouterr().err
+    assert cli.main(["export", str(out), "--step", "best", "--validate", "0"]) == 2
+    assert "--validate" in capsys.readouterr().err
+
+
 def test_cli_bench_env(tmp_path, capsys):
     import json
 

@@ -58,31 +58,46 @@ def load_run(run_dir: str | Path, step: int | None = None, fallback: bool = Fals
     return LoadedRun(Path(run_dir), checkpoint.step, checkpoint.config, checkpoint.metrics, checkpoint.state)
 
 
-def best_steps(run: LoadedRun) -> list[int]:
-    """Per seed, the saved checkpoint step whose in-training evaluation (stream 0, ``train.
-    eval_episodes`` episodes) had the highest genie fraction, among those whose deployed actors
-    are as sparse as the last step's: early stopping on the run's own evaluation stream, so
-    fresh episodes (``evaluate_run(..., stream=1)``) still judge it without bias. Keep every
-    checkpoint (``train.keep_checkpoints``) to choose among all evaluated steps."""
+# The fresh episodes ``validate`` chooses a step on: neither the in-training evaluation's (stream
+# 0) nor stream 1, on which results are judged; evaluating a validated choice on this stream
+# would judge it on the episodes that chose it.
+VALIDATION_STREAM = 2
+
+
+def best_steps(run: LoadedRun, validate: int | None = None) -> list[int]:
+    """Per seed, the saved checkpoint step with the highest genie fraction, among those whose
+    deployed actors are as sparse as the last step's: early stopping, so fresh episodes
+    (``evaluate_run(..., stream=1)``) still judge it without bias. Scored by the in-training
+    evaluation (stream 0, ``train.eval_episodes`` episodes), or with ``validate`` by each
+    candidate step played on ``validate`` fresh episodes of ``VALIDATION_STREAM`` (less noisy:
+    the 32 in-training episodes give about ±0.04). Keep every checkpoint
+    (``train.keep_checkpoints``) to choose among all evaluated steps."""
     store = CheckpointStore(run.run_dir)
     try:
         saved = set(store.steps())
     finally:
         store.close()
-    fractions = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
     iterations = np.asarray(run.metrics.eval_iteration)  # [S, E]
     # a pruned run deploys only steps as sparse as its last one (not those before the window ends)
     sparsity = np.asarray(run.metrics.eval.sparsity_deployed).min(axis=-1)  # [S, E]
     candidates = np.isin(iterations, sorted(saved)) & (sparsity >= sparsity[:, -1:] - 1e-6)
-    return [int(iterations[s][np.argmax(np.where(candidates[s], fractions[s], -np.inf))]) for s in range(len(fractions))]
+    if validate is None:
+        scores = np.asarray(run.metrics.eval.outcome.genie_fraction)  # [S, E]
+    else:
+        scores = np.full(iterations.shape, -np.inf)
+        for step in sorted(set(iterations[candidates].tolist())):
+            loaded = run if step == run.step else load_run(run.run_dir, step)
+            fractions = evaluate_run(loaded, validate, stream=VALIDATION_STREAM)[1]["genie_fraction"]  # [S]
+            scores = np.where(iterations == step, fractions[:, None], scores)
+    return [int(iterations[s][np.argmax(np.where(candidates[s], scores[s], -np.inf))]) for s in range(len(iterations))]
 
 
-def load_best(run_dir: str | Path) -> LoadedRun:
+def load_best(run_dir: str | Path, validate: int | None = None) -> LoadedRun:
     """The run with each seed's state taken from its ``best_steps`` checkpoint (each seed's
     policy depends only on its own state, so the gathered state evaluates, inspects and exports
     like any other); ``step`` and the metrics are the latest checkpoint's."""
     run = load_run(run_dir)
-    steps = best_steps(run)
+    steps = best_steps(run, validate)
     loaded = {step: run if step == run.step else load_run(run_dir, step) for step in set(steps)}
     per_seed = [loaded[step].seed_state(seed) for seed, step in enumerate(steps)]
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed)
