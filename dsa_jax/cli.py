@@ -351,7 +351,7 @@ def _bench_actor(args) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if source.is_dir():
             path = Path(scratch) / "actor.npz"
-            export_actors(_load(argparse.Namespace(run_dir=source, step=None, fallback=False)), args.seed, path)
+            export_actors(_load(argparse.Namespace(run_dir=source, step=None, fallback=False, validate=None)), args.seed, path)
         elif source.is_file():
             path = source
         else:
