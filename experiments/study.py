@@ -10,7 +10,9 @@ from its last checkpoint, a new one starts. The final deployed actors are then e
 ``--episodes`` fresh episodes (stream 1, as ``dsa-jax evaluate RUN --episodes 1024 --stream 1``).
 With ``--select best`` each seed deploys instead its saved step whose in-training evaluation
 scored best (early stopping on the run's own evaluation stream; keep every checkpoint with
-``train.keep_checkpoints``), still judged on the fresh episodes of stream 1.
+``train.keep_checkpoints``), still judged on the fresh episodes of stream 1; ``--validate N``
+chooses it on N fresh episodes of the validation stream instead (``dsa-jax evaluate --step best
+--validate N``).
 
 With ``--group P`` (and always for a ``train.pbt`` row, by its populations) consecutive groups of
 P seeds are also scored as samples: each group ships the run whose in-training evaluation is
@@ -113,13 +115,16 @@ def group_summary(fractions: np.ndarray, scores: np.ndarray, size: int) -> dict:
     }
 
 
-def evaluate_row(run_dir: Path, episodes: int, select: str = "last", group: int | None = None) -> dict:
+def evaluate_row(
+    run_dir: Path, episodes: int, select: str = "last", group: int | None = None, validate: int | None = None
+) -> dict:
     """Each seed's deployed actors on ``episodes`` fresh episodes (stream 1): those of the last
     step, or with ``select="best"`` those of each seed's best evaluated step (``reload.load_best``),
-    evaluated in one call. With ``train.pbt`` (or ``group``), also ``group_summary`` over its
+    evaluated in one call (``validate``: chosen on that many validation episodes, as ``--step best
+    --validate``). With ``train.pbt`` (or ``group``), also ``group_summary`` over its
     populations (groups of ``group`` seeds), scored by each seed's in-training evaluation at its
     deployed step."""
-    run = load_best(run_dir) if select == "best" else load_run(run_dir)
+    run = load_best(run_dir, validate) if select == "best" else load_run(run_dir)
     steps = [run.step_of(seed) for seed in range(run.config.train.seeds)]
     _, table = evaluate_run(run, episodes, stream=1)
     fractions = np.asarray(table["genie_fraction"], np.float64)
@@ -131,7 +136,7 @@ def evaluate_row(run_dir: Path, episodes: int, select: str = "last", group: int 
         scores = evals[np.arange(len(steps)), at]
     return {
         "step": run.step,
-        **({"select": "best", "selected_step_per_seed": steps} if select == "best" else {}),
+        **({"select": "best", "selected_step_per_seed": steps, "validate_episodes": validate} if select == "best" else {}),
         **(group_summary(fractions, scores, size) if size else {}),
         "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
         "genie_fraction_mean": round(float(fractions.mean()), 4),
@@ -240,6 +245,18 @@ def combine(studies: list[dict]) -> dict:
     return records
 
 
+def is_current(record: dict, config: Config, args) -> bool:
+    """Whether a saved row already holds what this command asks for: the same config, and the
+    same choice of step and grouping, so it is only re-read."""
+    select = record.get("select", "last")
+    return (
+        record.get("config") == config.to_dict()
+        and select == args.select
+        and record.get("validate_episodes") == (args.validate if select == "best" else None)
+        and record.get("group_size") == (config.train.pbt or args.group or None)
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="setup_c")
@@ -252,6 +269,9 @@ def main(argv=None) -> None:
     parser.add_argument("--select", choices=("last", "best"), default="last",
                         help="deploy each seed's last step, or its best saved step by the in-training evaluation "
                              "(keep every checkpoint: train.keep_checkpoints)")
+    parser.add_argument("--validate", type=int, default=None, metavar="EPISODES",
+                        help="with --select best: choose each seed's step on this many fresh validation episodes "
+                             "(stream 2) instead of the in-training evaluation")
     parser.add_argument("--group", type=int, default=None,
                         help="also score consecutive groups of this many seeds as samples (each group ships its run with "
                              "the best in-training evaluation): independent seeds at a PBT population's compute; "
@@ -273,15 +293,12 @@ def main(argv=None) -> None:
     records = json.loads(study_file.read_text()) if study_file.exists() else {}
     for name, overrides in rows.items():
         config = apply_overrides(presets.get(args.preset), overrides + [f"train.seeds={args.seeds}"])
-        done = records.get(name, {})
-        if done.get("config") == config.to_dict() and done.get("select", "last") == args.select and (
-            done.get("group_size") == (config.train.pbt or args.group or None)
-        ):
+        if is_current(records.get(name, {}), config, args):
             continue
         wall = train_row(out / name, config) or records.get(name, {}).get("train_wall_s", 0.0)  # re-read: keep its time
         record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
                   "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
-                  **evaluate_row(out / name, args.episodes, args.select, args.group)}
+                  **evaluate_row(out / name, args.episodes, args.select, args.group, args.validate)}
         records[name] = record
         study_file.write_text(json.dumps(records, indent=2))
         print(json.dumps({k: record[k] for k in ("row", "genie_fraction_per_seed", "genie_fraction_mean",

@@ -1,5 +1,6 @@
 """The analysis helpers under experiments/, on hand-made action traces and the NumPy protocols."""
 
+import argparse
 import csv
 import json
 
@@ -263,6 +264,14 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
         assert fractions[seed][iterations[seed] == step] == fractions[seed][saved].max()
         fresh = evaluate_run(load_run(run_dir, step=step), 4, stream=1)[1]["genie_fraction"][seed]
         assert best["genie_fraction_per_seed"][seed] == round(float(fresh), 4)
+    validated = study.evaluate_row(run_dir, 4, "best", validate=4)
+    assert validated["validate_episodes"] == 4 and set(validated["selected_step_per_seed"]) <= {10, 20}
+    # a saved row is re-read only when it holds what the command asks for
+    asked = {"select": "best", "validate": 4, "group": None}
+    record = {"config": loaded.config.to_dict(), **validated}
+    assert study.is_current(record, loaded.config, argparse.Namespace(**asked))
+    for changed in ({"validate": None}, {"select": "last"}, {"group": 2}):
+        assert not study.is_current(record, loaded.config, argparse.Namespace(**{**asked, **changed}))
     # two seeds as one group: it ships the seed whose last in-training evaluation is best
     dense_dir = tmp_path / "s" / "dense"
     grouped = study.evaluate_row(dense_dir, 4, "last", group=2)
