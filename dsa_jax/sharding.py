@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+import platform
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -47,16 +49,33 @@ def run_mesh(config: Config, num_runs: int) -> Mesh:
 
 
 def placement(config: Config, num_runs: int) -> dict:
-    """Where ``num_runs`` runs of ``config`` train: the platform, the mesh's device count, the
-    runs vmapped at a time (``"all"``: every run of a device) and the devices visible. Per-run
-    numbers depend on it by float rounding (docs/guide.md), so a run directory records it."""
+    """Where ``num_runs`` runs of ``config`` train: the platform, the processor, the mesh's
+    device count, the runs vmapped at a time (``"all"``: every run of a device) and the devices
+    visible. Per-run numbers depend on it by float rounding (docs/guide.md), so a run directory
+    records it."""
     batch = vmap_width(config)
     return {
         "platform": jax.default_backend(),
+        "processor": processor(),
         "devices": run_mesh(config, num_runs).size,
         "run_batch": "all" if batch is None else batch,
         "visible_devices": jax.device_count(),
     }
+
+
+def processor() -> str:
+    """The chip the runs train on: the CPU's model name, or the accelerator's kind. XLA compiles
+    for the host CPU's instruction set, so the same program rounds differently on another CPU
+    model (setup_a's seeds on an Intel Xeon and on an AMD EPYC: results/README.md)."""
+    if jax.default_backend() != "cpu":
+        return jax.devices()[0].device_kind
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()
 
 
 def vmap_width(config: Config) -> int | None:

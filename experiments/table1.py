@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
-from dsa_jax import presets, pruning
+from dsa_jax import presets, pruning, sharding
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.reporting import plots, stats
@@ -431,17 +431,6 @@ def harmonic_figure(out: Path, setup: str, rows: list[Row], targets: tuple[float
         )
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment_facts() -> dict:
     import scipy
 
@@ -455,7 +444,7 @@ def environment_facts() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "machine": platform.machine(),
-        "processor": cpu_model(),
+        "processor": sharding.processor(),
         "cpu_count": os.cpu_count(),
         "devices": [str(d) for d in jax.devices()],
     }

@@ -1,6 +1,7 @@
 """The run axis sharded over 2 devices (one host device per core here): same metrics, really
 sharded, checkpoints restore on 1 device; multi-host arguments; padding and device-count errors."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -76,7 +77,7 @@ def test_two_devices_give_the_same_metrics_as_one(two_device_run, one_device_run
 
 def test_run_directory_records_where_its_runs_trained(two_device_run, one_device_run):
     out, _ = two_device_run
-    want = {"platform": "cpu", "devices": 2, "run_batch": 1, "visible_devices": jax.device_count()}
+    want = {"platform": "cpu", "processor": sharding.processor(), "devices": 2, "run_batch": 1, "visible_devices": jax.device_count()}
     assert driver.rundir.written_by(out)["placement"] == want
     assert sharding.placement(ONE_DEVICE, 8) == {**want, "devices": 1, "run_batch": 3}
     assert sharding.placement(CONFIG, 1)["devices"] == 1  # one run alone: another program than seed 1 of 8
@@ -96,12 +97,34 @@ def test_checkpoint_saved_on_two_devices_restores_and_resumes_on_one(two_device_
     assert len(resumed.state.iteration.sharding.device_set) == 1
     # the resume says the numbers move by float rounding, and the run now records its new placement
     said = capsys.readouterr().out
-    assert "devices: 2 -> 1, run_batch: 1 -> 3" in said and "float rounding" in said
+    assert "devices: 2 -> 1, run_batch: 1 -> 3" in said and "float rounding" in said and "processor" not in said
     assert driver.rundir.written_by(copy)["placement"]["devices"] == 1
     with np.load(out / "metrics.npz") as want:
         np.savez(tmp_path / "resumed.npz", **driver.rundir.flat_arrays(resumed.metrics))
         with np.load(tmp_path / "resumed.npz") as got:
             assert_metrics_match(got, want)
+
+
+def test_a_resume_on_another_processor_says_its_numbers_move(two_device_run, tmp_path, capsys):
+    out, _ = two_device_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    saved = json.loads((copy / "config.json").read_text())
+    saved["written_by"]["placement"]["processor"] = "Another CPU"
+    (copy / "config.json").write_text(json.dumps(saved))
+    placement = sharding.placement(TWO_DEVICES, 8)
+    driver.resume_point(copy, TWO_DEVICES, False, sharding.run_mesh(TWO_DEVICES, 8), placement)
+    said = capsys.readouterr().out
+    assert f"processor: 'Another CPU' -> {sharding.processor()!r}" in said and "only that processor keeps them" in said
+    assert driver.rundir.written_by(copy)["placement"] == placement
+
+
+def test_processor_is_the_cpu_model_name():
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo here")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    assert names and sharding.processor() == names[0]
 
 
 def test_default_mesh_run_batch_and_device_errors():
