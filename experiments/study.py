@@ -18,9 +18,10 @@ With ``--group P`` (and always for a ``train.pbt`` row, by its populations) cons
 P seeds are also scored as samples: each group ships the run whose in-training evaluation is
 best, so a PBT population and P independent seeds compare at the same compute.
 
-``OUT/study.json`` records, per row, the commit, the full config, the per-seed genie fractions,
-their mean and bootstrap interval, and, with ``--reference``, the *retained* ratio of the row's
-mean over the reference row's with a paired bootstrap interval over seeds.
+``OUT/study.json`` records, per row, the commit and placement (processor, devices) that trained
+it, the full config, the per-seed genie fractions, their mean and bootstrap interval, and, with
+``--reference``, the *retained* ratio of the row's mean over the reference row's with a paired
+bootstrap interval over seeds.
 
     python experiments/study.py --combine runs/study_c runs/study_c_seeds34 --reference dense --out OUT
 
@@ -296,8 +297,10 @@ def main(argv=None) -> None:
         if is_current(records.get(name, {}), config, args):
             continue
         wall = train_row(out / name, config) or records.get(name, {}).get("train_wall_s", 0.0)  # re-read: keep its time
-        record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": rundir.provenance()["git_commit"],
-                  "config": config.to_dict(), "episodes": args.episodes, "train_wall_s": round(wall, 1),
+        trained = rundir.written_by(out / name)  # the training's code and machine, not this command's
+        record = {"row": name, "preset": args.preset, "overrides": overrides, "commit": trained.get("git_commit"),
+                  "placement": trained.get("placement"), "config": config.to_dict(), "episodes": args.episodes,
+                  "train_wall_s": round(wall, 1),
                   **evaluate_row(out / name, args.episodes, args.select, args.group, args.validate)}
         records[name] = record
         study_file.write_text(json.dumps(records, indent=2))

@@ -13,6 +13,7 @@ from dsa_jax.algorithms.evaluation import evaluation_key
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import apply_overrides
 from dsa_jax.reporting.behaviour import channel_usage, describe, fixed_assignment, make_player, structure
+from dsa_jax.store import rundir
 from dsa_jax.training.reload import evaluate_run, load_run
 from experiments import table1
 from experiments.protocols import fixed_assignment as fixed_assignment_reward
@@ -249,6 +250,9 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     assert first["harmonic"]["retained"] == pytest.approx(ratio, abs=1e-4)
     assert first["harmonic"]["sparsity_deployed"] == pytest.approx(0.95, abs=1e-3)
     assert first["harmonic"]["config"]["prune"]["schedule"] == "harmonic" and first["harmonic"]["commit"]
+    trained = rundir.written_by(tmp_path / "s" / "harmonic")  # the training's provenance, not the study command's
+    assert first["harmonic"]["commit"] == trained["git_commit"] and first["harmonic"]["placement"] == trained["placement"]
+    assert first["harmonic"]["placement"]["processor"]
     assert (tmp_path / "kept" / "study.png").is_file() and "| harmonic |" in (tmp_path / "kept" / "study.md").read_text()
     with mock.patch.object(driver, "run") as run:  # finished rows are only re-read
         study.main(args)
