@@ -147,29 +147,36 @@ def _where(run, validate: int | None = None) -> str:
 
 
 def _load(args):
-    """The run at ``--step`` (default: latest; ``best``: each seed at its best evaluated saved
-    step); says so when ``--fallback`` took an older step."""
+    """The run that a restoring command's ``run_dir``, ``--step``, ``--fallback`` and
+    ``--validate`` name."""
+    return _load_run_at(args.run_dir, args.step, args.fallback, args.validate)
+
+
+def _load_run_at(run_dir, step: int | str | None = None, fallback: bool = False, validate: int | None = None):
+    """The run at ``step`` (default: latest; ``best``: each seed at its best evaluated saved
+    step, chosen on ``validate`` fresh episodes if given); says so when ``fallback`` took an
+    older step."""
     from dsa_jax.store.checkpoint import CheckpointStore
     from dsa_jax.training.reload import load_best, load_run
 
-    if args.validate is not None and args.step != "best":
-        raise ValueError(f"--validate = {args.validate} is invalid without --step best: it chooses each seed's best step")
-    if args.step == "best":
-        if args.fallback:
+    if validate is not None and step != "best":
+        raise ValueError(f"--validate = {validate} is invalid without --step best: it chooses each seed's best step")
+    if step == "best":
+        if fallback:
             raise ValueError("--fallback is invalid with --step best: it picks among the readable checkpoints itself")
-        if args.validate is not None:
-            check_int("--validate", args.validate, 1, 1_000_000)
-        return load_best(args.run_dir, args.validate)
-    if args.step is not None:
-        check_int("--step", args.step, 0, 10_000_000)
-    run = load_run(args.run_dir, args.step, fallback=args.fallback)
-    if args.fallback:
-        store = CheckpointStore(args.run_dir)
+        if validate is not None:
+            check_int("--validate", validate, 1, 1_000_000)
+        return load_best(run_dir, validate)
+    if step is not None:
+        check_int("--step", step, 0, 10_000_000)
+    run = load_run(run_dir, step, fallback=fallback)
+    if fallback:
+        store = CheckpointStore(run_dir)
         try:
             newest = max(store.steps())
         finally:
             store.close()
-        wanted = newest if args.step is None else args.step
+        wanted = newest if step is None else step
         if run.step != wanted:
             print(f"dsa-jax: checkpoint step {wanted} is unreadable; --fallback uses step {run.step}", file=sys.stderr)
     return run
@@ -351,7 +358,7 @@ def _bench_actor(args) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         if source.is_dir():
             path = Path(scratch) / "actor.npz"
-            export_actors(_load(argparse.Namespace(run_dir=source, step=None, fallback=False, validate=None)), args.seed, path)
+            export_actors(_load_run_at(source), args.seed, path)
         elif source.is_file():
             path = source
         else:

@@ -63,14 +63,15 @@ def placement(config: Config, num_runs: int) -> dict:
     }
 
 
-def processor() -> str:
-    """The chip the runs train on: the CPU's model name, or the accelerator's kind. XLA compiles
-    for the host CPU's instruction set, so the same program rounds differently on another CPU
-    model (setup_a's seeds on an Intel Xeon and on an AMD EPYC: results/README.md)."""
+def processor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The chip the runs train on: the accelerator's kind, or the CPU's first model name in
+    ``cpuinfo``. XLA compiles for the host CPU's instruction set, so the same program rounds
+    differently on another CPU model (setup_a's seeds on an Intel Xeon and on an AMD EPYC:
+    results/README.md)."""
     if jax.default_backend() != "cpu":
         return jax.devices()[0].device_kind
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:  # not Linux

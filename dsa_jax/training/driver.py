@@ -356,8 +356,8 @@ class RunWriter:
 
 def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None, placement: dict | None = None) -> Checkpoint:
     """The checkpoint to resume from; refuses a config that does not match it. Says so when the
-    run trained on another processor, device count or run batch (``placement``): the numbers then differ
-    from an uninterrupted run's by float rounding."""
+    run trained on another processor, device count or run batch (``placement``): the numbers
+    then differ from an uninterrupted run's by float rounding."""
     before = rundir.written_by(run_dir).get("placement") if (run_dir / rundir.CONFIG_FILE).is_file() else None
     store = CheckpointStore(run_dir)
     try:
@@ -392,7 +392,9 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None, place
         if before and placement and k in before and before[k] != placement[k]
     }
     if moved:
-        keep = "only that processor keeps them" if "processor" in moved else "--set train.devices=... and train.run_batch=... keep them"
+        keep = "--set train.devices=... and train.run_batch=... keep them"
+        if "processor" in moved:
+            keep = "only that processor keeps them"
         print(f"dsa-jax: {run_dir} trained with {rundir.describe(moved)} (before -> now): its numbers will differ from an "
               f"uninterrupted run's by float rounding ({keep})")
     rundir.write_config(run_dir, config, placement)
