@@ -137,7 +137,8 @@ def evaluate_row(
         scores = evals[np.arange(len(steps)), at]
     return {
         "step": run.step,
-        **({"select": "best", "selected_step_per_seed": steps, "validate_episodes": validate} if select == "best" else {}),
+        **({"select": "best", "selected_step_per_seed": steps, "validate_episodes": validate}
+           if select == "best" else {}),
         **(group_summary(fractions, scores, size) if size else {}),
         "genie_fraction_per_seed": [round(float(f), 4) for f in fractions],
         "genie_fraction_mean": round(float(fractions.mean()), 4),

@@ -251,7 +251,8 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     assert first["harmonic"]["sparsity_deployed"] == pytest.approx(0.95, abs=1e-3)
     assert first["harmonic"]["config"]["prune"]["schedule"] == "harmonic" and first["harmonic"]["commit"]
     trained = rundir.written_by(tmp_path / "s" / "harmonic")  # the training's provenance, not the study command's
-    assert first["harmonic"]["commit"] == trained["git_commit"] and first["harmonic"]["placement"] == trained["placement"]
+    assert first["harmonic"]["commit"] == trained["git_commit"]
+    assert first["harmonic"]["placement"] == trained["placement"]
     assert first["harmonic"]["placement"]["processor"]
     assert (tmp_path / "kept" / "study.png").is_file() and "| harmonic |" in (tmp_path / "kept" / "study.md").read_text()
     with mock.patch.object(driver, "run") as run:  # finished rows are only re-read
