@@ -2,7 +2,7 @@
 
 - ``schedules``: the target sparsity s(t) of each agent, as traced data;
 - ``masks``: which weights are prunable, how a sparsity is allocated over an agent's kernels
-  (global, layerwise, ERK) and how scores become masks (floor(s * count) removed, exactly);
+  (global, layerwise, ERK, dense head) and how scores become masks (floor(s * count) removed, exactly);
 - ``sparsifier``: how a learner's actors are kept sparse while they train (the three modes of
   gradual magnitude pruning: regrow, fixed, and RigL's drop and grow).
 """
@@ -13,8 +13,8 @@ from dsa_jax.pruning.masks import (
     drop_and_grow,
     erk_sparsities,
     initial_masks,
+    is_head,
     is_prunable,
-    keep_largest,
     magnitude_masks,
     measured_sparsity,
     nonzero_weights,
@@ -36,7 +36,7 @@ from dsa_jax.pruning.sparsifier import GradualMagnitude, MODES, Sparsifier
 
 __all__ = [
     "MODES", "SCHEDULES", "SCOPES", "SWEEPABLE", "GradualMagnitude", "PruneSchedule", "Sparsifier", "agent_masks",
-    "apply_masks", "drop_and_grow", "erk_sparsities", "initial_masks", "is_prunable", "is_pruning_step", "keep_largest",
+    "apply_masks", "drop_and_grow", "erk_sparsities", "initial_masks", "is_head", "is_prunable", "is_pruning_step",
     "magnitude_masks", "make_schedule", "measured_sparsity", "nonzero_weights", "prunable_count",
     "regrow_masks", "scheduled_sparsity", "score_masks", "sparsity_at",
 ]

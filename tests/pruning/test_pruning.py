@@ -145,6 +145,30 @@ def test_masks_zero_exactly_floor_s_count_kernels_and_no_biases(sparsity, scope)
     assert float(MEASURED(params, masks)) == pytest.approx(removed / count)
 
 
+@given(st.floats(0.0, 1.0))
+def test_dense_head_keeps_the_head_within_globals_count(sparsity):
+    """``dense_head``: as many weights stay as under ``global``; the head loses none until the
+    budget is smaller than the head, and the other kernels lose their smallest magnitudes."""
+    params = agent_params()
+
+    def kernels(tree):
+        return {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)
+                if pruning.is_prunable(p)}
+
+    kept, weights = kernels(MASKS(params, jnp.float32(sparsity), "dense_head")), kernels(params)
+    head = "['params']['head']['kernel']"
+    heads = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params) if pruning.is_head(p)}
+    assert heads == {head, "['params']['head']['bias']"}
+    total = sum(m.sum() for m in kept.values())
+    assert total == sum(m.sum() for m in kernels(MASKS(params, jnp.float32(sparsity), "global")).values())
+    assert kept[head].sum() == min(kept[head].size, total)
+    body = [k for k in kept if k != head]
+    dropped = np.concatenate([np.abs(weights[k])[kept[k] == 0] for k in body])
+    survived = np.concatenate([np.abs(weights[k])[kept[k] == 1] for k in body])
+    if dropped.size and survived.size:
+        assert dropped.max() <= survived.min()
+
+
 def test_masks_remove_the_smallest_magnitudes():
     params = agent_params()
     masks = pruning.magnitude_masks(params, jnp.float32(0.6), "global")
@@ -265,7 +289,7 @@ def test_drop_and_grow_matches_a_plain_loop(count, seed, sparsity, fraction):
     assert got.sum() == count - math.floor(np.float32(sparsity) * count + 1e-3)
 
 
-@pytest.mark.parametrize("scope", ["global", "layerwise"])
+@pytest.mark.parametrize("scope", ["global", "layerwise", "dense_head"])
 def test_regrow_masks_move_weights_within_the_scope_and_keep_the_count(scope):
     params = agent_params()
     masks = MASKS(params, jnp.float32(0.8), scope)
@@ -280,6 +304,8 @@ def test_regrow_masks_move_weights_within_the_scope_and_keep_the_count(scope):
             assert after.all(), path
         elif scope == "layerwise":  # each kernel keeps its own count
             assert after.sum() == before.sum(), path
+        elif scope == "dense_head" and pruning.is_head(path):  # the budget covers the head: it stays whole
+            assert before.all() and after.all(), path
         moved += int((before > after).sum())
     assert sum(np.asarray(m).sum() for m in jax.tree.leaves(masks)) == sum(np.asarray(m).sum() for m in jax.tree.leaves(new))
     assert moved > 0
