@@ -70,6 +70,10 @@ class PPOConfig:
     # episodes as if every user were alone (no collisions), so each learns to probe every
     # channel before it must share them (ppo.interference_on; evaluation always interferes).
     solo_frac: float = 0.5  # the paper's IAGC: 0.0 (docs/learner.md)
+    # Interference curriculum: after the solo phase, the share of training episodes played with
+    # interference rises linearly to 1 over floor(interference_ramp * iterations) iterations,
+    # each episode drawn on its own (ppo.interference_on); 0: the solo phase ends at once.
+    interference_ramp: float = 0.0
     # PU curriculum: the training episodes' PU probability is env.pu_prob times a load that is 0
     # before floor(pu_ramp_start * iterations) and rises linearly to 1 at floor(pu_ramp_end *
     # iterations) (ppo.pu_load); both 0: off. Evaluation always plays the real PUs.
@@ -89,6 +93,7 @@ class PPOConfig:
         check_real("ppo.explore_frac", self.explore_frac, 0.0, 1.0)
         check_real("ppo.explore_temp", self.explore_temp, 0.0, 1e3, open_low=True)
         check_real("ppo.solo_frac", self.solo_frac, 0.0, 1.0)
+        check_real("ppo.interference_ramp", self.interference_ramp, 0.0, 1.0)
         check_real("ppo.pu_ramp_end", self.pu_ramp_end, 0.0, 1.0)
         check_real("ppo.pu_ramp_start", self.pu_ramp_start, 0.0, 1.0)
         if self.pu_ramp_start > self.pu_ramp_end:

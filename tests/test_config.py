@@ -52,6 +52,7 @@ BAD = [
     (["ppo.epochs=2.5"], "ppo.epochs = 2.5"),
     (["ppo.critic_input=truth"], "ppo.critic_input = 'truth'"),
     (["ppo.pu_ramp_end=1.5"], "ppo.pu_ramp_end = 1.5"),
+    (["ppo.interference_ramp=-0.1"], "ppo.interference_ramp = -0.1"),
     (["ppo.entropy_floor=-0.1"], "ppo.entropy_floor = -0.1"),
     (["ppo.lr_end_factor=2"], "ppo.lr_end_factor = 2 "),
     (["ppo.pu_ramp_start=0.5", "ppo.pu_ramp_end=0.25"], "ppo.pu_ramp_start = 0.5"),

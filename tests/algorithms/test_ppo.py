@@ -146,9 +146,10 @@ def test_pu_curriculum_load_by_hand():
 def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout):
     config, program, learner, _ = first_rollout
     hyper = ppo.Hyper.from_config(apply_overrides(config, ["ppo.solo_frac=0.5"]).ppo)
-    on = [bool(ppo.interference_on(hyper, jnp.int32(t), 60)) for t in (0, 29, 30, 59)]
+    key = jax.random.key(0)
+    on = [bool(ppo.interference_on(key, hyper, config.ppo, jnp.int32(t), 60)) for t in (0, 29, 30, 59)]
     assert on == [False, False, True, True]
-    assert bool(ppo.interference_on(ppo.Hyper.from_config(config.ppo), jnp.int32(0), 60))  # solo_frac 0: always
+    assert bool(ppo.interference_on(key, ppo.Hyper.from_config(config.ppo), config.ppo, jnp.int32(0), 60))  # solo_frac 0: always
     # a solo rollout: users that pick the same free channel both get ACK, never NACK
     solo = rollout(jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, False)
     feedback = np.asarray(solo.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)
@@ -156,6 +157,31 @@ def test_solo_curriculum_switches_interference_on_at_its_iteration(first_rollout
     shared = np.array([[[(a > 0) and (row == a).sum() > 1 for a in row] for row in episode] for episode in actions])
     assert shared.any() and np.all(feedback[shared] != E.FEEDBACK_NACK)
     assert not np.any(feedback == E.FEEDBACK_NACK)
+
+
+def test_interference_ramp_share_by_hand():
+    # 100 iterations, solo for 40, ramp over floor(0.19 * 100) = 19: episodes interfere w.p.
+    # (t - 40 + 1) / 20, so 1/20 at iteration 40, 1/2 at 49, every episode from 59 on
+    config = apply_overrides(CONFIG, ["ppo.solo_frac=0.4", "ppo.interference_ramp=0.19", "ppo.num_envs=4000"])
+    hyper = ppo.Hyper.from_config(config.ppo)
+    draw = lambda t, seed=0: np.asarray(ppo.interference_on(jax.random.key(seed), hyper, config.ppo, jnp.int32(t), 100))  # noqa: E731
+    assert draw(0).shape == (4000,) and not draw(39).any()
+    for t, share in [(40, 1 / 20), (49, 1 / 2), (57, 18 / 20)]:
+        assert abs(draw(t).mean() - share) < 4 * np.sqrt(share * (1 - share) / 4000)
+    assert draw(59).all() and draw(99).all()
+    # the episodes drawn differ by key, and one iteration's draw is reproducible
+    assert not np.array_equal(draw(49, 0), draw(49, 1)) and np.array_equal(draw(49, 0), draw(49, 0))
+
+
+def test_a_rollout_interferes_per_episode(first_rollout):
+    config, program, learner, _ = first_rollout
+    flags = np.arange(config.ppo.num_envs) % 2 == 0  # even episodes interfere, odd ones play solo
+    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))(
+        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, jnp.asarray(flags)
+    )
+    feedback = np.asarray(traj.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)  # [T-1, E, N]
+    nack = (feedback == E.FEEDBACK_NACK).any(axis=(0, 2))  # [E]
+    assert nack[flags].any() and not nack[~flags].any()
 
 
 def test_a_rollout_at_zero_pu_load_meets_no_pu(first_rollout):

@@ -142,14 +142,16 @@ def rollout(
 ) -> Trajectory:
     """Play ``cfg.num_envs`` episodes in parallel, hidden states starting at zero; the critic
     reads ``critic_inputs(..., cfg.critic_input)``, the actors sample at their episode's
-    temperature (``episode_temperatures``). ``interference`` (bool, may be traced) False plays
-    them as if every user were alone (``env.resolve_slot``); ``pu_load`` scales the PU
-    probability (``env.reset``; None: the environment's own)."""
+    temperature (``episode_temperatures``). ``interference`` (bool, may be traced; a scalar
+    or one per episode ``[num_envs]``) False plays an episode as if every user were alone
+    (``env.resolve_slot``); ``pu_load`` scales the PU probability (``env.reset``; None: the
+    environment's own)."""
     num_envs = cfg.num_envs
     reset_key, temperature_key, run_key = jax.random.split(key, 3)
     reset = functools.partial(dsa_env.reset, params=env_params, pu_load=pu_load)
     obs, env_state = jax.vmap(reset)(jax.random.split(reset_key, num_envs))
-    step = jax.vmap(functools.partial(dsa_env.step, params=env_params, interference=interference, pu_load=pu_load))
+    step = jax.vmap(lambda k, s, a, i: dsa_env.step(k, s, a, env_params, i, pu_load))
+    interference = jnp.broadcast_to(jnp.asarray(interference, bool), (num_envs,))
     temperature = episode_temperatures(temperature_key, cfg)
 
     def slot(carry, slot_key):
@@ -160,7 +162,7 @@ def rollout(
         critic_carry, value = model.critic_step(critic_params, critic_carry, global_input)
         tempered = logits / temperature[:, None, None]
         actions, log_probs = policy(tempered).sample_and_log_prob(seed=action_key)
-        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions)
+        next_obs, env_state, reward, _, info = step(jax.random.split(env_key, num_envs), env_state, actions, interference)
         credit = reward if cfg.credit == "shared" else info.marginal
         record = Trajectory(
             obs, global_input, actions.astype(jnp.int32), log_probs, value, reward, credit, info.optimum, temperature
@@ -219,10 +221,21 @@ def clipped_surrogate(log_probs, old_log_probs, advantages, clip_eps: float):
     return jnp.minimum(ratio * advantages, clipped * advantages), ratio
 
 
-def interference_on(hyper: Hyper, iteration: jax.Array, iterations: int) -> jax.Array:
-    """Whether iteration ``iteration``'s training episodes have interference: from
-    floor(``solo_frac`` * iterations) on (before that, every user learns as if alone)."""
-    return iteration >= jnp.floor(hyper.solo_frac * iterations)
+def interference_on(key: jax.Array, hyper: Hyper, cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array:
+    """Whether iteration ``iteration``'s training episodes have interference.
+
+    Without a ramp, a bool scalar: from floor(``solo_frac`` * iterations) on (before that,
+    every user learns as if alone). With ``cfg.interference_ramp`` = r, bool ``[num_envs]``:
+    each episode interferes with probability (iteration - start + 1) / (floor(r * iterations)
+    + 1), clipped to [0, 1], so the share climbs from the solo phase's end to every episode
+    floor(r * iterations) iterations later. ``key`` draws the episodes (unused without a ramp,
+    which keeps those programs what they were before the ramp existed)."""
+    start = jnp.floor(hyper.solo_frac * iterations)
+    if cfg.interference_ramp == 0.0:
+        return iteration >= start
+    width = jnp.floor(cfg.interference_ramp * iterations)
+    share = jnp.clip((iteration - start + 1) / (width + 1), 0.0, 1.0)
+    return jax.random.uniform(key, (cfg.num_envs,)) < share
 
 
 def pu_load(cfg: PPOConfig, iteration: jax.Array, iterations: int) -> jax.Array | None:

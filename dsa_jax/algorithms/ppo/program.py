@@ -118,7 +118,9 @@ def ppo_functions(config: Config, sparsifier: Sparsifier, optimizer: ActorOptimi
         key, rollout_key, update_key = jax.random.split(state.key, 3)
         learner, hyper = state.learner, state.hyper
         live = sparsifier.forward(learner.actor_params, state.masks)
-        interference = ppo.interference_on(hyper, state.iteration, config.train.iterations)
+        interference = ppo.interference_on(
+            jax.random.fold_in(rollout_key, 1), hyper, cfg, state.iteration, config.train.iterations
+        )
         pu_load = ppo.pu_load(cfg, state.iteration, config.train.iterations)
         traj = ppo.rollout(rollout_key, model, live, learner.critic_params, env_params, cfg, interference, pu_load)
         reward_stats, scaled = ppo.normalize_rewards(state.reward_stats, traj.credit_rewards, hyper.gamma)
