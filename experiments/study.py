@@ -179,7 +179,9 @@ def report(records: dict, reference: str | None, out: Path, title: str) -> str:
         ref = np.asarray(records[reference]["genie_fraction_per_seed"])
         for record in records.values():
             x = np.asarray(record["genie_fraction_per_seed"])
-            if x.size == ref.size:
+            # a ratio over a reference with a seed at 0 (every user idle) is undefined in some
+            # bootstrap draws, so it is left out rather than written as nan or inf
+            if x.size == ref.size and ref.min() > 0:
                 record["retained"] = round(float(x.mean() / ref.mean()), 4)
                 record["retained_ci95"] = [round(v, 4) for v in ratio_interval(x, ref)]
     out.mkdir(parents=True, exist_ok=True)

@@ -322,6 +322,23 @@ def test_group_summary_by_hand():
         study.group_summary(fractions, scores, 4)
 
 
+def test_report_leaves_out_retained_over_a_reference_with_a_zero_seed(tmp_path):
+    from experiments import study
+
+    def record(name, seeds):
+        x = np.asarray(seeds)
+        return {"row": name, "overrides": [], "genie_fraction_per_seed": seeds, "genie_fraction_mean": float(x.mean()),
+                "genie_fraction_ci95": list(study.mean_interval(x)), "genie_fraction_std": float(x.std()),
+                "sparsity_deployed": 0.0, "train_wall_s": 1.0, "commit": "0" * 40}  # fmt: skip
+
+    records = {"dense": record("dense", [0.0, 0.001, 0.0]), "control": record("control", [0.0, 0.0, 0.0])}
+    table = study.report(records, "dense", tmp_path, "t")
+    assert not any("retained" in r for r in records.values()) and "nan" not in table and "inf" not in table
+    records = {"dense": record("dense", [0.8, 0.9]), "pruned": record("pruned", [0.4, 0.9])}
+    study.report(records, "dense", tmp_path, "t")
+    assert records["pruned"]["retained"] == pytest.approx(0.65 / 0.85, abs=1e-4)
+
+
 def test_combine_joins_the_seeds_of_studies_that_ran_the_same_rows():
     from experiments import study
 
