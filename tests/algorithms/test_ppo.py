@@ -128,8 +128,9 @@ def first_rollout(request):
     return config, program, learner, traj
 
 
-# ppo.rollout compiled once per model, env, PPO config and rule set (interference on or off)
-rollout = jax.jit(ppo.rollout, static_argnums=(1, 4, 5, 6))
+# ppo.rollout compiled once per model, env and PPO config, and per shape of the interference
+# flag (one for every episode, or one each)
+rollout = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))
 
 
 def test_pu_curriculum_load_by_hand():
@@ -176,9 +177,7 @@ def test_interference_ramp_share_by_hand():
 def test_a_rollout_interferes_per_episode(first_rollout):
     config, program, learner, _ = first_rollout
     flags = np.arange(config.ppo.num_envs) % 2 == 0  # even episodes interfere, odd ones play solo
-    traj = jax.jit(ppo.rollout, static_argnums=(1, 4, 5))(
-        jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, jnp.asarray(flags)
-    )
+    traj = rollout(jax.random.key(1), program.model, learner.actor_params, learner.critic_params, config.env, config.ppo, jnp.asarray(flags))
     feedback = np.asarray(traj.obs[1:, ..., config.env.num_actions : config.env.num_actions + 4]).argmax(-1)  # [T-1, E, N]
     nack = (feedback == E.FEEDBACK_NACK).any(axis=(0, 2))  # [E]
     assert nack[flags].any() and not nack[~flags].any()
