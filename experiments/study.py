@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from dsa_jax import presets
+from dsa_jax.algorithms import registry
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.reporting.stats import BOOTSTRAP_SEED
 from dsa_jax.store import rundir
@@ -73,6 +74,12 @@ def train_row(run_dir: Path, config) -> float:
     """Train (or resume, or skip) one row; returns the wall seconds spent training now."""
     step = saved_step(run_dir)
     if step == config.train.iterations:
+        # a finished row is only re-read; refuse it if it trained another program (a default
+        # changed since), as resuming a stopped one does
+        changed = registry.program_differences(rundir.saved_config(run_dir), config, driver.RESUME_FREE_FIELDS)
+        if changed:
+            raise SystemExit(f"row {run_dir.name} is invalid: {run_dir} trained another config ({rundir.describe(changed)}, "
+                             "saved -> asked); name those fields in the row's overrides, or choose another --out")
         return 0.0
     start = time.perf_counter()
     driver.run(config, run_dir, progress=False, resume=step is not None, overwrite=step is None)

@@ -43,6 +43,7 @@ import numpy as np
 
 import dsa_jax  # noqa: F401  (CPU hang guard first)
 from dsa_jax import presets, pruning, sharding
+from dsa_jax.algorithms import registry
 from dsa_jax.algorithms.registry import make_program
 from dsa_jax.config import Config, apply_overrides, differences
 from dsa_jax.reporting import plots, stats
@@ -242,12 +243,7 @@ def reused_row(name: str, run_dir: str, expected: Config, episodes: int) -> Row:
     """A row from a saved run whose config is ``expected`` up to seeds and bookkeeping fields:
     its first ``expected.train.seeds`` seeds (seeds do not depend on how many ran together)."""
     run = load_run(run_dir)
-    free = set(RESUME_FREE_FIELDS) | {"train.seeds"}
-    changed = {k: v for k, v in differences(expected, run.config).items() if k not in free}
-    if expected.algo == run.config.algo == "iagc" and expected.prune.schedule == run.config.prune.schedule == "none":
-        # a dense IAGC run never prunes: its window, mode and scope are inert (the same program,
-        # tests/pruning: test_a_dense_run_is_the_same_program_in_either_mode)
-        changed = {k: v for k, v in changed.items() if not k.startswith("prune.")}
+    changed = registry.program_differences(expected, run.config, set(RESUME_FREE_FIELDS) | {"train.seeds"})
     if changed:
         raise ValueError(f"--reuse {name!r}={run_dir} is invalid: its config differs from the row's in {changed}")
     seeds = expected.train.seeds

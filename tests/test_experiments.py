@@ -257,7 +257,12 @@ def test_study_resumes_a_stopped_row_and_skips_finished_ones(tmp_path):
     assert (tmp_path / "kept" / "study.png").is_file() and "| harmonic |" in (tmp_path / "kept" / "study.md").read_text()
     with mock.patch.object(driver, "run") as run:  # finished rows are only re-read
         study.main(args)
+        # a field the run never read (a dense run's scope) still names the same program
+        study.main([*args[:-4], "--row", f"dense=prune.schedule=none prune.scope=layerwise {shape}"])
     run.assert_not_called()
+    # a finished row that trained another program (as after a default changed) is refused
+    with pytest.raises(SystemExit, match=r"row harmonic is invalid: .*prune\.scope: '\w+' -> 'layerwise'"):
+        study.main([*args[:-4], "--row", f"harmonic=prune.schedule=harmonic prune.scope=layerwise {shape}"])
     # early stopping: each seed deploys its saved step with the best in-training evaluation
     run_dir = tmp_path / "s" / "harmonic"
     loaded = load_run(run_dir)

@@ -117,6 +117,9 @@ class Algorithm:
     - ``default_target``: the sparsity ``prune.target = None`` means (None: nothing is pruned).
     - ``label(config, target) -> str``: how a run title names its pruning ("" for none).
     - ``check(config)``: rules between fields that only this algorithm has; raises ValueError.
+    - ``inert(config)``: dotted config prefixes this algorithm does not read under ``config``, so
+      two runs that differ only there are the same program (a saved run may be reused for the
+      other: ``experiments/table1.py``).
     """
 
     name: str
@@ -126,6 +129,7 @@ class Algorithm:
     default_target: float | None = None
     label: Callable[[Config, Any], str] = lambda config, target: ""
     check: Callable[[Config], None] = lambda config: None
+    inert: Callable[[Config], tuple[str, ...]] = lambda config: ()
 
 
 def seed_keys(num_seeds: int) -> jax.Array:

@@ -49,6 +49,17 @@ def check(config: Config) -> Config:
     return config
 
 
+def program_differences(saved: Config, wanted: Config, free=()) -> dict:
+    """``{path: (saved value, wanted value)}`` where ``wanted`` asks for another program than
+    the one ``saved`` describes: every difference but the ``free`` paths and the fields inert
+    under both configs (``Algorithm.inert``)."""
+    changed = {k: v for k, v in differences(saved, wanted).items() if k not in free}
+    if saved.algo == wanted.algo:
+        inert = spec(saved).inert(saved), spec(wanted).inert(wanted)
+        changed = {k: v for k, v in changed.items() if not (k.startswith(inert[0]) and k.startswith(inert[1]))}
+    return changed
+
+
 @functools.lru_cache(maxsize=32)
 def make_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
     """The pure pieces of a run of ``config.algo`` whose runs take the traced numbers of

@@ -15,7 +15,7 @@ from dsa_jax.algorithms import drqn, registry
 from dsa_jax.algorithms.networks import RecurrentNet, zero_carry
 from dsa_jax.algorithms.ppo import core as ppo, iagc
 from dsa_jax.algorithms.registry import make_program
-from dsa_jax.config import apply_overrides
+from dsa_jax.config import apply_overrides, differences
 from dsa_jax.env.closed_forms import aloha_expected_reward, optimal_q, static_expected_reward
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import CheckpointStore
@@ -253,6 +253,28 @@ def test_pai_checkpoint_saved_with_the_schedule_it_never_read_still_loads(algo_r
     assert loaded.state.schedule is None
     assert_trees_equal(loaded.state, result.state)
     assert_trees_equal(loaded.metrics, result.metrics)
+
+
+def test_pai_ignores_its_inert_pruning_fields_and_table1_reuses_it_across_them(algo_runs):
+    # PaI draws its masks once from prune.target: a run with another scope, mode and window is
+    # the same program, so Table I takes a PaI run trained before a pruning default changed.
+    from experiments import table1
+
+    config, out, result = algo_runs("pai")
+    other = apply_overrides(config, ["prune.scope=global", "prune.mode=regrow", "prune.start_frac=0.2", "prune.interval=3"])
+    inert = registry.spec(config).inert(config)
+    assert "prune.target" not in inert and "prune.pai_masks" not in inert
+    assert all(path.startswith(inert) for path in differences(config, other))
+    again = driver.train_seeds(other, progress=False)
+    assert_trees_equal(again.state, result.state)
+    assert_trees_equal(again.metrics, result.metrics)
+    reused = table1.reused_row("pai", str(out), other, 4)
+    assert reused.final_return.shape == (config.train.seeds,)
+    with pytest.raises(ValueError, match="differs from the row's in .*prune.target"):
+        table1.reused_row("pai", str(out), apply_overrides(other, ["prune.target=0.7"]), 4)
+    assert registry.spec(QUICK).inert(QUICK) == ("prune.",)  # a dense IAGC run never prunes
+    pruned = apply_overrides(QUICK, ["prune.schedule=harmonic"])
+    assert registry.spec(pruned).inert(pruned) == ()
 
 
 def test_aloha_through_driver_matches_closed_form(algo_runs):

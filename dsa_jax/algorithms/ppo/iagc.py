@@ -56,4 +56,6 @@ ALGORITHM = Algorithm(
     init_args=lambda point: {"schedule": schedule_of(point), "hyper": ppo.Hyper.from_config(point.ppo)},
     default_target=DEFAULT_TARGET,
     label=_label,
+    # a dense run never prunes (tests/pruning: test_a_dense_run_is_the_same_program_in_either_mode)
+    inert=lambda config: ("prune.",) if config.prune.schedule == "none" else (),
 )

@@ -12,7 +12,7 @@ w * m_i, and PPO with the global critic trains w with the sum of the agents' gra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +21,7 @@ from dsa_jax import pruning
 from dsa_jax.algorithms.ppo import core as ppo
 from dsa_jax.algorithms.ppo.program import PPOState, ppo_functions
 from dsa_jax.algorithms.program import Algorithm, Program
-from dsa_jax.config import Config
+from dsa_jax.config import Config, PruneConfig
 
 
 def _unit_keep(key: jax.Array, hidden: int, sparsity: jax.Array) -> jax.Array:
@@ -111,6 +111,8 @@ class InitialMasks:
 
 
 DEFAULT_TARGET = 0.5
+# The pruning fields PaI reads: its masks are drawn once at prune.target; no schedule, mode or scope.
+READS = ("prune.target", "prune.pai_masks")
 
 
 def make_pai_program(config: Config, points: tuple[Config, ...] = ()) -> Program:
@@ -141,4 +143,5 @@ ALGORITHM = Algorithm(
     init_args=lambda point: {"hyper": ppo.Hyper.from_config(point.ppo)},
     default_target=DEFAULT_TARGET,
     label=lambda config, target: f"PaI {config.prune.pai_masks} {target}",
+    inert=lambda config: tuple(f"prune.{f.name}" for f in fields(PruneConfig) if f"prune.{f.name}" not in READS),
 )
