@@ -22,7 +22,7 @@ from dsa_jax import progress, sharding
 from dsa_jax.algorithms import registry
 from dsa_jax.algorithms.program import Metrics, Program, RunState, concat_metrics
 from dsa_jax.algorithms.registry import make_program
-from dsa_jax.config import Config, PruneConfig, differences
+from dsa_jax.config import Config, PruneConfig
 from dsa_jax.store import rundir
 from dsa_jax.store.checkpoint import BROKEN, Checkpoint, CheckpointStore, with_raw_keys, with_typed_keys
 from dsa_jax.training import pbt
@@ -362,11 +362,8 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None, place
     store = CheckpointStore(run_dir)
     try:
         checkpoint = store.restore(make_program, fallback=fallback, mesh=mesh)
-        conflicts = {
-            path: values
-            for path, values in differences(checkpoint.config, config).items()
-            if path not in RESUME_FREE_FIELDS
-        }
+        # a field the algorithm does not read (a dense run's pruning scope) may differ too
+        conflicts = registry.program_differences(checkpoint.config, config, RESUME_FREE_FIELDS)
         if "train.iterations" in conflicts:
             saved, wanted = conflicts["train.iterations"]
             raise ValueError(
@@ -378,7 +375,7 @@ def resume_point(run_dir: Path, config: Config, fallback: bool, mesh=None, place
             raise ValueError(
                 f"cannot resume {run_dir}: the config conflicts with its checkpoint in "
                 f"{rundir.describe(conflicts)} (checkpoint -> requested); only "
-                f"{', '.join(RESUME_FREE_FIELDS)} may change on resume"
+                f"{', '.join(RESUME_FREE_FIELDS)} and the fields the run does not read may change on resume"
             )
         set_aside = store.set_aside(checkpoint.step)
         if set_aside:

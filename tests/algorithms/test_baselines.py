@@ -268,6 +268,7 @@ def test_pai_ignores_its_inert_pruning_fields_and_table1_reuses_it_across_them(a
     again = driver.train_seeds(other, progress=False)
     assert_trees_equal(again.state, result.state)
     assert_trees_equal(again.metrics, result.metrics)
+    assert driver.resume_point(out, other, fallback=False).step == config.train.iterations  # a resume takes it too
     reused = table1.reused_row("pai", str(out), other, 4)
     assert reused.final_return.shape == (config.train.seeds,)
     with pytest.raises(ValueError, match="differs from the row's in .*prune.target"):
