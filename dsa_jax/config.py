@@ -181,8 +181,8 @@ class PruneConfig:
     initial: float | tuple[float, ...] = 0.0
     # Prune early, then train the deployed sparse actor: the window ends before the solo
     # curriculum's switch, and the fixed mask makes the rest of training train exactly the actor
-    # that ships (results/README.md, 5 seeds on setup_c and setup_a). The paper's learner: 0.1 to
-    # 0.9, regrow, global (presets.PAPER_LEARNER).
+    # that ships; the small action head is kept whole (results/README.md, 5 seeds on setup_c and
+    # setup_a). The paper's learner: 0.1 to 0.9, regrow, global (presets.PAPER_LEARNER).
     start_frac: float = 0.05
     end_frac: float = 0.45
     interval: int = 5
@@ -192,7 +192,7 @@ class PruneConfig:
     amp_decay: float = 0.0
     period_growth: float = 0.0
     mode: str = "fixed"
-    scope: str = "global"
+    scope: str = "dense_head"
     pai_masks: str = "structured"
     regrow_fraction: float = 0.3
     regrow_end_frac: float = 0.75

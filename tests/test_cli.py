@@ -235,7 +235,7 @@ def test_resume_with_more_iterations_says_what_to_do_instead(fresh_copy):
 
 def test_resume_refuses_another_scope_for_a_pruned_run(fresh_copy):
     # a pruned run reads its scope (a dense or PaI run does not: test_baselines.py)
-    with pytest.raises(ValueError, match=r"cannot resume .* in prune\.scope: 'global' -> 'layerwise'"):
+    with pytest.raises(ValueError, match=rf"cannot resume .* in prune\.scope: '{QUICK_RUN.prune.scope}' -> 'layerwise'"):
         driver.resume_point(fresh_copy, apply_overrides(QUICK_RUN, ["prune.scope=layerwise"]), fallback=False)
 
 

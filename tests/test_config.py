@@ -97,7 +97,7 @@ def test_paper_learner_is_the_design_learner():
     # everything else is the default learner's
     default = presets.get("setup_a")
     assert set(differences(default, paper)) <= {f"ppo.{k}" for k in ("critic_input", "num_envs", "lr_actor", "ent_coef", "solo_frac")} | {
-        "train.iterations", "prune.start_frac", "prune.end_frac", "prune.mode"
+        "train.iterations", "prune.start_frac", "prune.end_frac", "prune.mode", "prune.scope"
     }
 
 
